@@ -1,0 +1,203 @@
+import { GpuError, check } from './errors';
+
+export interface GpuFeatures {
+  /** `shader-f16`: f16 arithmetic in shaders. f16 *storage* works everywhere via pack2x16float. */
+  f16: boolean;
+  /** `subgroups`: subgroupAdd/subgroupMax and friends. */
+  subgroups: boolean;
+  /** `timestamp-query`: GPU timing for benchmarks. */
+  timestamps: boolean;
+}
+
+/** A buffer binding: a whole buffer, or a byte range of one. */
+export type Binding = GPUBuffer | GPUBufferBinding;
+
+export const STORAGE = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST (literal: GPUBufferUsage is absent in Node until Dawn loads)
+const UNIFORM_ALIGN = 256;
+const UNIFORM_CHUNK_SLOTS = 256;
+
+/**
+ * The device and everything kernels share: a pipeline cache keyed by kernel variant, buffer
+ * helpers, a per-submission uniform arena, and error scopes that turn validation errors and
+ * device loss into exceptions.
+ */
+export class Gpu {
+  readonly limits: GPUSupportedLimits;
+  /** Set once the device is lost; every later call throws it. */
+  lostError: GpuError | null = null;
+
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Uniform arena: fixed-size chunks, so bindings made earlier in a submission stay valid. */
+  private readonly uniformChunks: Array<{ buffer: GPUBuffer; staging: Uint8Array; used: number }> = [];
+  private uniformChunk = 0;
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly adapterDescription: string,
+    readonly features: GpuFeatures,
+  ) {
+    this.limits = device.limits;
+    device.lost.then((info) => {
+      this.lostError = new GpuError('device-lost', `The GPU device was lost (${info.reason}): ${info.message || 'no message'}`);
+    });
+  }
+
+  /** A compute pipeline for `key`, compiled once from `code()`. The key names the variant. */
+  pipeline(key: string, code: () => string, entryPoint = 'main'): GPUComputePipeline {
+    let pipeline = this.pipelines.get(key);
+    if (!pipeline) {
+      const module = this.device.createShaderModule({ label: key, code: code() });
+      pipeline = this.device.createComputePipeline({ label: key, layout: 'auto', compute: { module, entryPoint } });
+      this.pipelines.set(key, pipeline);
+    }
+    return pipeline;
+  }
+
+  get pipelineCount(): number {
+    return this.pipelines.size;
+  }
+
+  buffer(size: number, label = 'buffer', usage = STORAGE): GPUBuffer {
+    this.throwIfLost();
+    check(size <= this.limits.maxBufferSize, () => `${label}: ${size} bytes is over this device's maxBufferSize (${this.limits.maxBufferSize})`);
+    // Zero-sized buffers cannot be bound; keep 4 bytes so empty tensors still work.
+    return this.device.createBuffer({ label, size: Math.max(4, align(size, 4)), usage });
+  }
+
+  /** A storage buffer holding `data` (padded to 4 bytes). */
+  upload(data: ArrayBufferView | ArrayBuffer, label = 'upload', usage = STORAGE): GPUBuffer {
+    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const buffer = this.device.createBuffer({ label, size: Math.max(4, align(bytes.byteLength, 4)), usage, mappedAtCreation: true });
+    new Uint8Array(buffer.getMappedRange()).set(bytes);
+    buffer.unmap();
+    return buffer;
+  }
+
+  write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+    this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, align(data.byteLength, 4));
+  }
+
+  /**
+   * Small per-dispatch parameters (at most 256 bytes), written to a shared uniform buffer just
+   * before the submission. Reused every submission: queue.writeBuffer is ordered with submits.
+   */
+  uniform(words: ArrayBufferView): GPUBufferBinding {
+    const bytes = new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
+    check(bytes.byteLength <= UNIFORM_ALIGN, 'uniform parameters are limited to 256 bytes');
+    let chunk = this.uniformChunks[this.uniformChunk];
+    if (chunk && chunk.used + UNIFORM_ALIGN > chunk.staging.byteLength) chunk = this.uniformChunks[++this.uniformChunk];
+    if (!chunk) {
+      const size = UNIFORM_CHUNK_SLOTS * UNIFORM_ALIGN;
+      const buffer = this.device.createBuffer({ label: 'uniform arena', size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      chunk = { buffer, staging: new Uint8Array(size), used: 0 };
+      this.uniformChunks.push(chunk);
+    }
+    const offset = chunk.used;
+    chunk.staging.fill(0, offset, offset + UNIFORM_ALIGN);
+    chunk.staging.set(bytes, offset);
+    chunk.used += UNIFORM_ALIGN;
+    return { buffer: chunk.buffer, offset, size: align(Math.max(bytes.byteLength, 16), 16) };
+  }
+
+  private flushUniforms(): void {
+    for (const chunk of this.uniformChunks) {
+      if (chunk.used > 0) this.device.queue.writeBuffer(chunk.buffer, 0, chunk.staging.buffer, 0, chunk.used);
+      chunk.used = 0;
+    }
+    this.uniformChunk = 0;
+  }
+
+  /** Bind `resources` in order to @group(0) @binding(0..n-1) and dispatch. */
+  dispatch(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, resources: Binding[], workgroups: [number, number?, number?]): void {
+    const max = this.limits.maxComputeWorkgroupsPerDimension;
+    const [x, y = 1, z = 1] = workgroups;
+    check(x <= max && y <= max && z <= max, () => `${pipeline.label}: dispatch ${x}x${y}x${z} is over maxComputeWorkgroupsPerDimension (${max})`);
+    if (x === 0 || y === 0 || z === 0) return;
+    const entries = resources.map((r, binding) => ({ binding, resource: 'size' in r && 'usage' in r ? { buffer: r as GPUBuffer } : (r as GPUBufferBinding) }));
+    const bindGroup = this.device.createBindGroup({ label: pipeline.label, layout: pipeline.getBindGroupLayout(0), entries });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+  }
+
+  /**
+   * Record compute work into one pass and submit it. Validation and out-of-memory errors
+   * (bad WGSL, bad bindings) are raised here as GpuError, so a broken kernel never looks like
+   * it ran. Dispatches inside one pass are ordered: each sees the previous one's writes.
+   */
+  async run(record: (pass: GPUComputePassEncoder, encoder: GPUCommandEncoder) => void, label = 'run', timestampWrites?: GPUComputePassTimestampWrites): Promise<void> {
+    this.throwIfLost();
+    const device = this.device;
+    device.pushErrorScope('internal');
+    device.pushErrorScope('out-of-memory');
+    device.pushErrorScope('validation');
+    let thrown: unknown = null;
+    try {
+      const encoder = device.createCommandEncoder({ label });
+      const pass = encoder.beginComputePass({ label, timestampWrites });
+      try {
+        record(pass, encoder);
+      } finally {
+        pass.end();
+      }
+      this.flushUniforms();
+      device.queue.submit([encoder.finish()]);
+    } catch (error) {
+      thrown = error;
+      for (const chunk of this.uniformChunks) chunk.used = 0;
+      this.uniformChunk = 0;
+    }
+    const validation = await device.popErrorScope();
+    const outOfMemory = await device.popErrorScope();
+    const internal = await device.popErrorScope();
+    this.throwIfLost();
+    if (validation) throw new GpuError('validation', `${label}: ${validation.message}`);
+    if (outOfMemory) throw new GpuError('out-of-memory', `${label}: out of GPU memory: ${outOfMemory.message}`);
+    if (internal) throw new GpuError('validation', `${label}: internal GPU error: ${internal.message}`);
+    if (thrown) throw thrown;
+  }
+
+  /** Copy `size` bytes of `buffer` from `offset` back to the CPU. */
+  async read(buffer: GPUBuffer, offset = 0, size = buffer.size - offset): Promise<ArrayBuffer> {
+    this.throwIfLost();
+    const staging = this.device.createBuffer({ label: 'readback', size: align(size, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    try {
+      const encoder = this.device.createCommandEncoder({ label: 'readback' });
+      encoder.copyBufferToBuffer(buffer, offset, staging, 0, align(size, 4));
+      this.device.queue.submit([encoder.finish()]);
+      await Promise.race([staging.mapAsync(GPUMapMode.READ), this.device.lost.then(() => this.throwIfLost())]);
+      return staging.getMappedRange().slice(0, size);
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  async readF32(buffer: GPUBuffer, count?: number): Promise<Float32Array> {
+    return new Float32Array(await this.read(buffer, 0, count === undefined ? undefined : count * 4));
+  }
+
+  async readU32(buffer: GPUBuffer, count?: number): Promise<Uint32Array> {
+    return new Uint32Array(await this.read(buffer, 0, count === undefined ? undefined : count * 4));
+  }
+
+  throwIfLost(): void {
+    if (this.lostError) throw this.lostError;
+  }
+
+  destroy(): void {
+    for (const chunk of this.uniformChunks) chunk.buffer.destroy();
+    this.pipelines.clear();
+    this.device.destroy();
+  }
+}
+
+export function align(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+/** Split a 1-D workgroup count over x and y when it is over the per-dimension limit. */
+export function grid(workgroups: number, maxPerDimension = 65535): [number, number] {
+  if (workgroups <= maxPerDimension) return [workgroups, 1];
+  const y = Math.ceil(workgroups / maxPerDimension);
+  return [Math.ceil(workgroups / y), y];
+}
