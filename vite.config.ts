@@ -1,0 +1,23 @@
+import { resolve } from 'node:path';
+import { defineConfig } from 'vite';
+
+// `npm run demo` serves index.html (the demo) and the e2e pages; `npm run build` emits the ES
+// module. base './' keeps worker and asset URLs relative, so the build works from any folder.
+export default defineConfig({
+  base: './',
+  server: { host: '127.0.0.1', port: 5173 },
+  worker: { format: 'es' },
+  build: {
+    target: 'es2022',
+    sourcemap: true,
+    lib: {
+      entry: resolve(import.meta.dirname, 'src/index.ts'),
+      formats: ['es'],
+      fileName: 'tokenwise',
+    },
+    rollupOptions: {
+      // Dawn is the Node path only; browsers use navigator.gpu.
+      external: ['webgpu'],
+    },
+  },
+});
