@@ -33,7 +33,7 @@ export function ensureSystemDeps() {
   console.log(`Installing ${missing.join(' ')} with apt-get…`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'inherit', env });
   const still = missingSystemDeps();
   if (still.length) {
     console.error(`apt-get finished but these are still missing: ${still.join(' ')}`);
