@@ -146,7 +146,8 @@ export function isQuantizable(type: GGMLTypeId): boolean {
 
 /** A message naming the type, what refused it, and what is supported instead. */
 export function unsupportedTypeMessage(type: GGMLTypeId, what: string, supported: readonly GGMLTypeId[] = KERNEL_TYPES): string {
-  return `${what}: GGML type ${typeName(type)} (${type}) is not supported; supported types are ${supported.map(typeName).join(', ')}`;
+  const named = INFO.has(type) ? `GGML type ${typeName(type)} (${type})` : `unknown GGML type ${type}`;
+  return `${what}: ${named} is not supported; supported types are ${supported.map(typeName).join(', ')}`;
 }
 
 /** Throws GGMLTypeError('unsupported') unless the kernels can read `type`. `what` names the tensor or operation. */

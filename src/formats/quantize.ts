@@ -6,7 +6,9 @@
 //
 // Every f32 operation of the C code is mirrored with Math.fround; `f(a * b)` below is C's
 // `a * b` on floats. The C reference built without FMA contraction (-ffp-contract=off) gives
-// the same bytes; a build that fuses multiply-adds can differ in rare last-bit ties.
+// the same bytes; a build that fuses multiply-adds (gcc -march=native) differs in a few bytes
+// per ten thousand values for Q4_K and Q6_K, where a near-tie in the scale search goes the
+// other way.
 import { GGMLType, GGMLTypeError, type GGMLTypeId, KERNEL_TYPES, QUANTIZABLE_TYPES, typeInfo, unsupportedTypeMessage } from './ggml-types';
 
 const f = Math.fround;
@@ -300,6 +302,15 @@ function dequantizeQ5_1(bytes: Uint8Array, y: Float32Array): void {
 // ---------------------------------------------------------------------------------------------
 // K-quants: 256-element super-blocks with quantized per-sub-block scales
 
+/** Scratch arrays of the K-quant quantizers, reused across blocks (quantization is synchronous). */
+const kScratch = {
+  levels: new Uint8Array(QK_K),
+  levelsAux: new Uint8Array(32),
+  weights: new Float32Array(32),
+  scales: new Float32Array(8),
+  mins: new Float32Array(8),
+};
+
 /**
  * make_qkx2_quants: levels 0..nmax for x ~ scale * L - min, searching nstep+1 candidate scales
  * around the range-fitting one and keeping the one with the least weighted squared error.
@@ -309,7 +320,7 @@ function makeQkx2Quants(
   n: number, nmax: number, x: Float32Array, x0: number, weights: Float32Array, L: Uint8Array, l0: number,
   rmin: number, rdelta: number, nstep: number,
 ): [number, number] {
-  const Laux = new Uint8Array(n);
+  const Laux = kScratch.levelsAux;
   let min = x[x0]!;
   let max = x[x0]!;
   let sumW = weights[0]!;
@@ -364,7 +375,7 @@ function makeQkx2Quants(
         curError = f(curError + f(weights[i]! * f(diff * diff)));
       }
       if (curError < bestError) {
-        L.set(Laux, l0);
+        L.set(Laux.subarray(0, n), l0);
         bestError = curError;
         scale = thisScale;
         min = thisMin;
@@ -432,10 +443,7 @@ export function scaleMinK4(j: number, q: Uint8Array, at: number): [number, numbe
  * dmin and the scales at `dst` and returns the final levels L[0..256).
  */
 function quantizeKBlockLevels(x: Float32Array, src: number, out: Uint8Array, dst: number, nmax: number, rmin: number, nstep: number): Uint8Array {
-  const L = new Uint8Array(QK_K);
-  const weights = new Float32Array(32);
-  const scales = new Float32Array(8);
-  const mins = new Float32Array(8);
+  const { levels: L, weights, scales, mins } = kScratch;
   let maxScale = 0;
   let maxMin = 0;
   for (let j = 0; j < 8; j++) {
