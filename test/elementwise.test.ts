@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { add, addBias, addInPlace, mul, mulColumns, scale } from '../src/kernels/elementwise';
+import { add, addBias, addInPlace, copy, mul, mulColumns, scale } from '../src/kernels/elementwise';
 import { addRef, broadcastRowsRef, mulRef, scaleRef } from '../src/reference/elementwise';
 import { expectClose, randomF32, testGpu } from './util';
 
@@ -71,4 +71,20 @@ describe('addInPlace, mul, scale, addBias, mulColumns', () => {
     expect(() => scale(gpu, pass, { x, out: x, factor: 2, n: 4 })).toThrow(/in-place/);
     expect(() => mul(gpu, pass, { a: x, b: x, out: x, n: 4 })).toThrow(/alias/);
   });
+});
+
+describe('copy', () => {
+  for (const [n, srcOffset, dstOffset] of [[1, 0, 0], [257, 3, 0], [576, 576 * 5, 7], [70_000, 1, 2]]) {
+    it(`moves ${n} elements from element ${srcOffset} to element ${dstOffset}`, async () => {
+      const gpu = await testGpu();
+      const src = randomF32(n + srcOffset, 5);
+      const before = randomF32(n + dstOffset + 5, 6);
+      const dst = gpu.upload(before);
+      await gpu.run((pass) => copy(gpu, pass, { src: gpu.upload(src), dst, n, srcOffset, dstOffset }));
+      const expected = before.slice();
+      expected.set(src.subarray(srcOffset, srcOffset + n), dstOffset);
+      // Exact, and nothing outside [dstOffset, dstOffset + n) changes.
+      expectClose(await gpu.readF32(dst, expected.length), expected, 0);
+    });
+  }
 });

@@ -1,5 +1,5 @@
 import { type Binding, type Gpu, check, grid } from '../gpu';
-import { ELEMENTWISE_WORKGROUP, addInPlaceWgsl, addWgsl, broadcastRowsWgsl, mulWgsl, scaleWgsl } from '../shaders/elementwise';
+import { ELEMENTWISE_WORKGROUP, addInPlaceWgsl, addWgsl, broadcastRowsWgsl, copyWgsl, mulWgsl, scaleWgsl } from '../shaders/elementwise';
 
 type Pass = GPUComputePassEncoder;
 
@@ -12,6 +12,19 @@ export function add(gpu: Gpu, pass: Pass, args: { a: Binding; b: Binding; out: B
   const pipeline = gpu.pipeline('add', addWgsl);
   const params = gpu.uniform(new Uint32Array([args.n, 0]));
   gpu.dispatch(pass, pipeline, [args.a, args.b, args.out, params], grid(Math.ceil(args.n / 256)));
+}
+
+/**
+ * dst[dstOffset + i] = src[srcOffset + i] for i < n, offsets in elements: moves rows between
+ * buffers inside a compute pass, where byte offsets of bindings would need 256-byte alignment.
+ */
+export function copy(gpu: Gpu, pass: Pass, args: { src: Binding; dst: Binding; n: number; srcOffset?: number; dstOffset?: number }): void {
+  checkLength('copy', args.n);
+  const srcOffset = args.srcOffset ?? 0, dstOffset = args.dstOffset ?? 0;
+  check(Number.isInteger(srcOffset) && srcOffset >= 0 && Number.isInteger(dstOffset) && dstOffset >= 0, 'copy: offsets must be non-negative integers');
+  check(args.src !== args.dst, 'copy: src and dst must be different buffers');
+  const pipeline = gpu.pipeline('copy', copyWgsl);
+  gpu.dispatch(pass, pipeline, [args.src, args.dst, gpu.uniform(new Uint32Array([args.n, srcOffset, dstOffset]))], workgroups(args.n));
 }
 
 /** x[i] += y[i] for i < n: the residual add into the residual stream itself. */

@@ -92,3 +92,18 @@ ${entry} {
   x[i] = x[i] ${op === 'add' ? '+' : '*'} vector[i % params.n];
 }
 `;
+
+/** dst[dstOffset + i] = src[srcOffset + i]: element offsets, free of binding-offset alignment rules. */
+export const copyWgsl = () => /* wgsl */ `
+struct Params { n: u32, src_offset: u32, dst_offset: u32 }
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+@compute @workgroup_size(${256})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let i = gid.x + gid.y * groups.x * ${256}u;
+  if (i >= params.n) { return; }
+  dst[params.dst_offset + i] = src[params.src_offset + i];
+}
+`;
