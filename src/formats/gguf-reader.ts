@@ -38,7 +38,7 @@ const MAX_CHUNK = 16 << 20;
 const MIN_KV_BYTES = 8 + 4 + 1; // key length, type, smallest value
 const MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8; // name length, n_dims, type, offset
 
-const utf8 = new TextDecoder('utf-8');
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Forward-only reader over a ByteSource that keeps one buffered window. */
