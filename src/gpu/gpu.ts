@@ -27,6 +27,8 @@ export class Gpu {
   lostError: GpuError | null = null;
 
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Shader modules compiled since the last run, to name the kernel when one fails to compile. */
+  private newModules: GPUShaderModule[] = [];
   /** Uniform arena: fixed-size chunks, so bindings made earlier in a submission stay valid. */
   private readonly uniformChunks: Array<{ buffer: GPUBuffer; staging: Uint8Array; used: number }> = [];
   private uniformChunk = 0;
@@ -47,6 +49,7 @@ export class Gpu {
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
       const module = this.device.createShaderModule({ label: key, code: code() });
+      this.newModules.push(module);
       pipeline = this.device.createComputePipeline({ label: key, layout: 'auto', compute: { module, entryPoint } });
       this.pipelines.set(key, pipeline);
     }
@@ -151,7 +154,9 @@ export class Gpu {
     const outOfMemory = await device.popErrorScope();
     const internal = await device.popErrorScope();
     this.throwIfLost();
-    if (validation) throw new GpuError('validation', `${label}: ${validation.message}`);
+    const modules = this.newModules;
+    this.newModules = [];
+    if (validation) throw new GpuError('validation', `${label}: ${await describeCompileErrors(modules)}${validation.message}`);
     if (outOfMemory) throw new GpuError('out-of-memory', `${label}: out of GPU memory: ${outOfMemory.message}`);
     if (internal) throw new GpuError('validation', `${label}: internal GPU error: ${internal.message}`);
     if (thrown) throw thrown;
@@ -189,6 +194,17 @@ export class Gpu {
     this.pipelines.clear();
     this.device.destroy();
   }
+}
+
+/** "kernel <label>: <first error>; " for modules that failed to compile, to say which kernel broke. */
+async function describeCompileErrors(modules: GPUShaderModule[]): Promise<string> {
+  const failed: string[] = [];
+  for (const module of modules) {
+    const info = await module.getCompilationInfo();
+    const error = info.messages.find((m) => m.type === 'error');
+    if (error) failed.push(`kernel ${module.label} line ${error.lineNum}: ${error.message}`);
+  }
+  return failed.length ? `${failed.join('; ')}; ` : '';
 }
 
 export function align(n: number, to: number): number {
