@@ -1,0 +1,132 @@
+// A conversation's state on the GPU: per-layer KV caches, the page table, activation scratch,
+// and the tokens it has seen. Buffers are allocated once and reused every step.
+import { type Gpu, GpuError } from '../gpu';
+import { type KvCache, type KvFormat, PAGE, createKvCache, destroyKvCache, identityPageTable } from '../kernels/kv-cache';
+import type { Decoder, DecoderScratch } from '../models/decoder';
+import { AbortError } from './generate';
+
+export interface SessionOptions {
+  /** KV slots (tokens of context). Default: the model's context length, at most 2048. */
+  contextLength?: number;
+  /** Tokens per prefill step. Default 64. */
+  prefillChunk?: number;
+  kvFormat?: KvFormat;
+}
+
+export class Session {
+  readonly capacity: number;
+  readonly scratch: DecoderScratch;
+  readonly caches: KvCache[];
+  /** The tokens whose K/V are in the cache, in slot order. */
+  readonly tokens: number[] = [];
+  /** u32: where sampling writes the next token id. */
+  readonly sampledToken: GPUBuffer;
+  readonly canEvict = false;
+  private readonly ids: GPUBuffer;
+  private readonly positions: GPUBuffer;
+  private readonly slots: GPUBuffer;
+  private readonly pageTable: GPUBuffer;
+
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly model: Decoder,
+    options: SessionOptions = {},
+  ) {
+    const c = model.config;
+    const context = options.contextLength ?? Math.min(c.contextLength, 2048);
+    if (!Number.isInteger(context) || context < 1) throw new GpuError('bad-argument', `bad context length ${options.contextLength}`);
+    this.capacity = Math.ceil(context / PAGE) * PAGE;
+    const chunk = Math.min(options.prefillChunk ?? 64, this.capacity);
+    this.pageTable = gpu.upload(identityPageTable(this.capacity), 'page table');
+    this.caches = [];
+    try {
+      for (let l = 0; l < c.layers; l++) {
+        this.caches.push(createKvCache(gpu, { capacity: this.capacity, kvHeads: c.kvHeads, headDim: c.headDim, format: options.kvFormat ?? 'f32', pageTable: this.pageTable }));
+      }
+    } catch (error) {
+      this.caches.forEach(destroyKvCache);
+      this.pageTable.destroy();
+      throw error;
+    }
+    this.scratch = model.createScratch(chunk);
+    this.ids = gpu.buffer(chunk * 4, 'ids');
+    this.positions = gpu.buffer(chunk * 4, 'positions');
+    this.slots = gpu.buffer(chunk * 4, 'slots');
+    this.sampledToken = gpu.buffer(4, 'sampled token');
+  }
+
+  get length(): number {
+    return this.tokens.length;
+  }
+
+  /** Bytes of KV cache memory this session holds. */
+  get kvBytes(): number {
+    return this.caches.reduce((sum, cache) => sum + cache.bytes, 0);
+  }
+
+  /** Runs the model over `tokens` (appended after what is cached); the last row's logits land in scratch.logits. */
+  async prefill(tokens: number[], signal?: AbortSignal): Promise<void> {
+    if (this.length + tokens.length > this.capacity) {
+      throw new GpuError('too-large', `${this.length + tokens.length} tokens do not fit the session's context of ${this.capacity}`);
+    }
+    const chunk = this.scratch.maxTokens;
+    for (let start = 0; start < tokens.length; start += chunk) {
+      if (signal?.aborted) throw new AbortError();
+      await this.step(tokens.slice(start, start + chunk), 'last');
+    }
+  }
+
+  /** One forward over `piece` (at most one scratch's worth), appended after the cached tokens. */
+  private async step(piece: number[], logits: 'last' | 'all'): Promise<void> {
+    const first = this.length;
+    const slots = Uint32Array.from(piece, (_, i) => first + i);
+    this.gpu.write(this.ids, Uint32Array.from(piece));
+    this.gpu.write(this.positions, slots);
+    this.gpu.write(this.slots, slots);
+    await this.gpu.run((pass) => {
+      this.model.forward(pass, this.scratch, this.caches, {
+        count: piece.length, ids: this.ids, positions: this.positions, slots: this.slots,
+        queryStart: first, kvLen: first + piece.length, mask: { kind: 'causal' }, logits,
+      });
+    }, logits === 'all' ? 'evaluate' : 'prefill');
+    this.tokens.push(...piece);
+  }
+
+  /**
+   * Teacher-forced logits: runs `tokens` through the model (appended to the cache) and returns the
+   * logits after each of them (row i predicts token i + 1). For evaluation (perplexity, agreement).
+   */
+  async evaluate(tokens: number[]): Promise<Float32Array[]> {
+    if (this.length + tokens.length > this.capacity) {
+      throw new GpuError('too-large', `${this.length + tokens.length} tokens do not fit the session's context of ${this.capacity}`);
+    }
+    const vocab = this.model.config.vocabSize;
+    const rows: Float32Array[] = [];
+    for (let start = 0; start < tokens.length; start += this.scratch.maxTokens) {
+      const piece = tokens.slice(start, start + this.scratch.maxTokens);
+      await this.step(piece, 'all');
+      const logits = await this.gpu.readF32(this.scratch.logits, piece.length * vocab);
+      for (let i = 0; i < piece.length; i++) rows.push(logits.slice(i * vocab, (i + 1) * vocab));
+    }
+    return rows;
+  }
+
+  decode(token: number, signal?: AbortSignal): Promise<void> {
+    return this.prefill([token], signal);
+  }
+
+  /** Forget everything after the first `length` tokens (rollback); their slots are reused. */
+  truncate(length: number): void {
+    if (!Number.isInteger(length) || length < 0 || length > this.length) throw new GpuError('bad-argument', `cannot truncate ${this.length} tokens to ${length}`);
+    this.tokens.length = length;
+  }
+
+  upload(data: Uint32Array): GPUBuffer {
+    return this.gpu.upload(data, 'session data');
+  }
+
+  destroy(): void {
+    this.caches.forEach(destroyKvCache);
+    for (const b of [this.pageTable, this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => typeof v === 'object')]) b.destroy();
+  }
+}

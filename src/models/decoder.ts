@@ -1,0 +1,134 @@
+// The llama-family decoder's forward pass, top to bottom like llama2.c's forward(): embed, then
+// per layer norm, QKV, RoPE, KV write, attention, output projection, residual, norm, SwiGLU FFN,
+// residual; then the final norm and the logits of the rows asked for. One call records every
+// dispatch of one step into a compute pass; nothing is read back.
+import type { GGUFFile } from '../formats/gguf-reader';
+import { type Binding, type Gpu, check } from '../gpu';
+import { swiGlu } from '../kernels/activation';
+import { type AttentionMask, attention } from '../kernels/attention';
+import { addInPlace, copy } from '../kernels/elementwise';
+import { embedding } from '../kernels/embedding';
+import { type KvCache, kvWrite } from '../kernels/kv-cache';
+import { matmul } from '../kernels/matmul';
+import { rmsNorm } from '../kernels/norm';
+import { rope } from '../kernels/rope';
+import { type DecoderConfig, decoderConfigFromGGUF } from './config';
+import { type DecoderWeights, type LoadProgress, destroyDecoderWeights, loadDecoderWeights } from './weights';
+
+/** Activations for up to `maxTokens` tokens per step, allocated once and reused. */
+export interface DecoderScratch {
+  maxTokens: number;
+  x: GPUBuffer; // residual stream [T][hidden]
+  h: GPUBuffer; // normed [T][hidden]
+  q: GPUBuffer; // [T][heads][headDim]
+  k: GPUBuffer; // [T][kvHeads][headDim]
+  v: GPUBuffer;
+  attn: GPUBuffer; // [T][heads][headDim]
+  gate: GPUBuffer; // [T][ffn]
+  up: GPUBuffer;
+  act: GPUBuffer;
+  /** [T][vocab] logits of the rows asked for. */
+  logits: GPUBuffer;
+}
+
+/** One forward step over `count` new tokens. */
+export interface DecoderStep {
+  count: number;
+  /** u32 token ids [count]. */
+  ids: Binding;
+  /** u32 RoPE positions [count] (prefix + depth for tree tokens). */
+  positions: Binding;
+  /** u32 logical KV slots [count] the new tokens' K/V go to. */
+  slots: Binding;
+  /** Logical slot of the first new token; the new tokens take queryStart..queryStart+count-1. */
+  queryStart: number;
+  /** Valid KV slots after this step's write (usually queryStart + count). */
+  kvLen: number;
+  mask: AttentionMask;
+  /** Which rows get logits: the last one (prefill, decode) or all (speculative verification). */
+  logits: 'last' | 'all';
+}
+
+export class Decoder {
+  private constructor(
+    readonly gpu: Gpu,
+    readonly config: DecoderConfig,
+    readonly weights: DecoderWeights,
+  ) {}
+
+  static async load(gpu: Gpu, file: GGUFFile, onProgress?: (p: LoadProgress) => void): Promise<Decoder> {
+    const config = decoderConfigFromGGUF(file);
+    return new Decoder(gpu, config, await loadDecoderWeights(gpu, file, config, onProgress));
+  }
+
+  createScratch(maxTokens: number): DecoderScratch {
+    const c = this.config;
+    const f32 = (elements: number, label: string) => this.gpu.buffer(elements * 4, label);
+    return {
+      maxTokens,
+      x: f32(maxTokens * c.hidden, 'x'),
+      h: f32(maxTokens * c.hidden, 'h'),
+      q: f32(maxTokens * c.heads * c.headDim, 'q'),
+      k: f32(maxTokens * c.kvHeads * c.headDim, 'k'),
+      v: f32(maxTokens * c.kvHeads * c.headDim, 'v'),
+      attn: f32(maxTokens * c.heads * c.headDim, 'attn'),
+      gate: f32(maxTokens * c.ffn, 'gate'),
+      up: f32(maxTokens * c.ffn, 'up'),
+      act: f32(maxTokens * c.ffn, 'act'),
+      logits: f32(maxTokens * c.vocabSize, 'logits'),
+    };
+  }
+
+  /** Records one forward step into `pass`: K/V of the new tokens into `cache`, logits into scratch.logits. */
+  forward(pass: GPUComputePassEncoder, s: DecoderScratch, cache: KvCache[], step: DecoderStep): void {
+    const { gpu, config: c, weights: w } = this;
+    const T = step.count;
+    check(T >= 1 && T <= s.maxTokens, () => `decoder: ${T} tokens in one step, scratch holds ${s.maxTokens}`);
+    check(cache.length === c.layers, () => `decoder: ${cache.length} KV caches for ${c.layers} layers`);
+
+    embedding(gpu, pass, { table: w.embedding, ids: step.ids, out: s.x, count: T });
+
+    w.layers.forEach((layer, l) => {
+      // Attention block.
+      rmsNorm(gpu, pass, { x: s.x, weight: layer.attnNorm, out: s.h, rows: T, n: c.hidden, eps: c.rmsEps });
+      matmul(gpu, pass, { x: s.h, w: layer.wq, y: s.q, M: T, bias: layer.bq });
+      matmul(gpu, pass, { x: s.h, w: layer.wk, y: s.k, M: T, bias: layer.bk });
+      matmul(gpu, pass, { x: s.h, w: layer.wv, y: s.v, M: T, bias: layer.bv });
+      if (layer.qNorm && layer.kNorm) {
+        rmsNorm(gpu, pass, { x: s.q, weight: layer.qNorm, rows: T * c.heads, n: c.headDim, eps: c.rmsEps });
+        rmsNorm(gpu, pass, { x: s.k, weight: layer.kNorm, rows: T * c.kvHeads, n: c.headDim, eps: c.rmsEps });
+      }
+      const ropeArgs = { table: w.ropeTable, positions: step.positions, tokens: T, headDim: c.headDim, ropeDim: c.ropeDim, layout: c.ropeLayout } as const;
+      rope(gpu, pass, { ...ropeArgs, x: s.q, heads: c.heads });
+      rope(gpu, pass, { ...ropeArgs, x: s.k, heads: c.kvHeads });
+      kvWrite(gpu, pass, { cache: cache[l], k: s.k, v: s.v, slots: step.slots, count: T });
+      attention(gpu, pass, {
+        q: s.q, cache: cache[l], out: s.attn, T, numHeads: c.heads,
+        kvLen: step.kvLen, queryStart: step.queryStart, scale: 1 / Math.sqrt(c.headDim), mask: step.mask,
+      });
+      matmul(gpu, pass, { x: s.attn, w: layer.wo, y: s.h, M: T });
+      addInPlace(gpu, pass, { x: s.x, y: s.h, n: T * c.hidden });
+
+      // Feed-forward block.
+      rmsNorm(gpu, pass, { x: s.x, weight: layer.ffnNorm, out: s.h, rows: T, n: c.hidden, eps: c.rmsEps });
+      matmul(gpu, pass, { x: s.h, w: layer.gate, y: s.gate, M: T });
+      matmul(gpu, pass, { x: s.h, w: layer.up, y: s.up, M: T });
+      swiGlu(gpu, pass, { gate: s.gate, up: s.up, out: s.act, rows: T, n: c.ffn });
+      matmul(gpu, pass, { x: s.act, w: layer.down, y: s.h, M: T });
+      addInPlace(gpu, pass, { x: s.x, y: s.h, n: T * c.hidden });
+    });
+
+    // Logits, only for the rows asked for.
+    if (step.logits === 'all') {
+      rmsNorm(gpu, pass, { x: s.x, weight: w.outputNorm, out: s.h, rows: T, n: c.hidden, eps: c.rmsEps });
+    } else {
+      copy(gpu, pass, { src: s.x, dst: s.h, n: c.hidden, srcOffset: (T - 1) * c.hidden });
+      rmsNorm(gpu, pass, { x: s.h, weight: w.outputNorm, rows: 1, n: c.hidden, eps: c.rmsEps });
+    }
+    matmul(gpu, pass, { x: s.h, w: w.output, y: s.logits, M: step.logits === 'all' ? T : 1 });
+  }
+
+  destroy(): void {
+    destroyDecoderWeights(this.weights);
+  }
+}
