@@ -77,8 +77,13 @@ export async function generate(gpu: Gpu, model: Decoder, tokenizer: Tokenizer, s
   const history = [...session.tokens, ...prompt];
 
   const start = performance.now();
-  // Prefill: the prompt in chunks of the scratch size; logits of the last row only.
-  await session.prefill(prompt, request.signal);
+  // Prefill: the prompt in chunks of the scratch size; logits of the last row only. An abort
+  // between chunks leaves the chunks done in the cache, like the tokens of an aborted decode.
+  try {
+    await session.prefill(prompt, request.signal);
+  } catch (error) {
+    if (!(error instanceof AbortError)) throw error;
+  }
   const tokenBuffer = session.sampledToken;
   const penaltyWindow = request.repeatLastN ?? 64;
   const penalty = request.repetitionPenalty ?? 1;
@@ -125,7 +130,11 @@ export async function generate(gpu: Gpu, model: Decoder, tokenizer: Tokenizer, s
       break;
     }
     if (piece) request.onToken?.(piece, id);
-    if (step + 1 < maxTokens) await session.decode(id, request.signal);
+    if (request.signal?.aborted) {
+      finishReason = 'abort';
+      break;
+    }
+    if (step + 1 < maxTokens) await session.decode(id);
   }
   if (finishReason !== 'stop') {
     const rest = decoder.flush();

@@ -1,0 +1,97 @@
+// The generation loop on a seeded llama GGUF: greedy equals the argmax of teacher-forced logits,
+// seeds reproduce, stop tokens and strings end the text, abort stops at the next step and the
+// model stays usable, and stats are filled in.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readGGUF } from '../src/formats/gguf-reader';
+import { generate } from '../src/engine/generate';
+import { Session } from '../src/engine/session';
+import { Decoder } from '../src/models/decoder';
+import { Tokenizer } from '../src/tokenizer';
+import { llamaFixture } from './oracle/llama-fixture';
+import { testGpu } from './util';
+
+describe('generate', () => {
+  let decoder: Decoder;
+  let tokenizer: Tokenizer;
+  const prompt = 'hello world the cat sat on';
+  beforeAll(async () => {
+    const file = await readGGUF(llamaFixture({ nEmbd: 128, nHead: 4, nHeadKv: 2, nLayer: 2, nFf: 256, contextLength: 256, seed: 3 }));
+    decoder = await Decoder.load(await testGpu(), file);
+    tokenizer = Tokenizer.fromGGUFMetadata(file);
+  });
+  afterAll(() => decoder?.destroy());
+
+  const run = async (request: Parameters<typeof generate>[4]) => {
+    const gpu = await testGpu();
+    const session = new Session(gpu, decoder, { contextLength: 128, prefillChunk: 16 });
+    try {
+      return await generate(gpu, decoder, tokenizer, session, request);
+    } finally {
+      session.destroy();
+    }
+  };
+
+  it('greedy decoding follows the argmax of the teacher-forced logits', async () => {
+    const result = await run({ prompt, maxTokens: 12, temperature: 0 });
+    expect(result.tokens.length).toBeGreaterThan(0);
+    const gpu = await testGpu();
+    const session = new Session(gpu, decoder, { contextLength: 128 });
+    const ids = tokenizer.encode(prompt);
+    const logits = await session.evaluate([...ids, ...result.tokens]);
+    session.destroy();
+    result.tokens.forEach((id, i) => {
+      const row = logits[ids.length - 1 + i];
+      expect(id).toBe(row.indexOf(Math.max(...row)));
+    });
+    expect(result.text).toBe(tokenizer.decode(result.tokens));
+  });
+
+  it('the same seed gives the same text, another seed another', async () => {
+    const a = await run({ prompt, maxTokens: 16, temperature: 1, seed: 42 });
+    const b = await run({ prompt, maxTokens: 16, temperature: 1, seed: 42 });
+    const c = await run({ prompt, maxTokens: 16, temperature: 1, seed: 43 });
+    expect(b.tokens).toEqual(a.tokens);
+    expect(c.tokens).not.toEqual(a.tokens);
+  });
+
+  it('stops at a stop token and at a stop string, leaving them out', async () => {
+    const full = await run({ prompt, maxTokens: 10, temperature: 0 });
+    const stopId = full.tokens[4];
+    const byToken = await run({ prompt, maxTokens: 10, temperature: 0, stopTokens: [stopId] });
+    expect(byToken.finishReason).toBe('stop');
+    expect(byToken.tokens).toEqual(full.tokens.slice(0, full.tokens.indexOf(stopId)));
+    const stop = full.text.slice(Math.floor(full.text.length / 2), Math.floor(full.text.length / 2) + 2);
+    const byString = await run({ prompt, maxTokens: 10, temperature: 0, stop: [stop] });
+    expect(byString.finishReason).toBe('stop');
+    expect(byString.text).toBe(full.text.slice(0, full.text.indexOf(stop)));
+  });
+
+  it('streams text pieces that add up to the result, and reports stats', async () => {
+    const pieces: string[] = [];
+    const result = await run({ prompt, maxTokens: 8, temperature: 0.7, seed: 1, onToken: (piece) => pieces.push(piece) });
+    expect(pieces.join('')).toBe(result.text);
+    expect(result.finishReason).toBe('length');
+    expect(result.stats.promptTokens).toBe(tokenizer.encode(prompt).length);
+    expect(result.stats.generatedTokens).toBe(8);
+    expect(result.stats.timeToFirstTokenMs).toBeGreaterThan(0);
+    expect(result.stats.prefillTokensPerSecond).toBeGreaterThan(0);
+    expect(result.stats.decodeTokensPerSecond).toBeGreaterThan(0);
+  });
+
+  it('aborts at the next step and the model serves the next request', async () => {
+    const controller = new AbortController();
+    let seen = 0;
+    const result = await run({ prompt, maxTokens: 50, temperature: 0, signal: controller.signal, onToken: () => ++seen === 3 && controller.abort() });
+    expect(result.finishReason).toBe('abort');
+    expect(result.tokens.length).toBe(3);
+    const after = await run({ prompt, maxTokens: 5, temperature: 0 });
+    const fresh = await run({ prompt, maxTokens: 5, temperature: 0 });
+    expect(after.tokens).toEqual(fresh.tokens);
+    expect(after.tokens.length).toBe(5);
+  });
+
+  it('refuses token ids outside the vocabulary and prompts longer than the context', async () => {
+    await expect(run({ tokens: [1, 99999], maxTokens: 2 })).rejects.toThrow(/outside the vocabulary/);
+    await expect(run({ tokens: Array(200).fill(300), maxTokens: 2 })).rejects.toThrow(/context/);
+  });
+});
