@@ -45,7 +45,9 @@ function prompt(length: number, vocab: number, seed: number): number[] {
 
 const kQuantMix = (name: string) => (/ffn_down|attn_v|output/.test(name) ? GGMLType.Q6_K : GGMLType.Q4_K);
 
-const cases: Array<{ name: string; matrixType: number | ((n: string) => number); exact: boolean }> = [
+const cases: Array<{ name: string; matrixType: number | ((n: string) => number); exact: boolean; architecture?: 'llama' | 'qwen2' | 'qwen3'; tiedOutput?: boolean }> = [
+  { name: 'qwen2 F32 (QKV bias, NeoX RoPE)', matrixType: GGMLType.F32, exact: true, architecture: 'qwen2' },
+  { name: 'qwen3 F32 (Q/K norm, tied output)', matrixType: GGMLType.F32, exact: true, architecture: 'qwen3', tiedOutput: true },
   { name: 'F32', matrixType: GGMLType.F32, exact: true },
   { name: 'F16', matrixType: GGMLType.F16, exact: true },
   { name: 'Q8_0', matrixType: GGMLType.Q8_0, exact: false },
@@ -56,7 +58,7 @@ const cases: Array<{ name: string; matrixType: number | ((n: string) => number);
 describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('llama decoder on the GPU vs llama.cpp', () => {
   for (const c of cases) {
     describe(c.name, () => {
-      const gguf = llamaFixture({ ...shape, matrixType: c.matrixType, seed: 77 });
+      const gguf = llamaFixture({ ...shape, matrixType: c.matrixType, seed: 77, architecture: c.architecture, tiedOutput: c.tiedOutput });
       let oracle: LlamaOracle;
       let decoder: Decoder;
       beforeAll(async () => {

@@ -24,6 +24,10 @@ export interface LlamaFixtureConfig {
   matrixType: number | ((tensorName: string) => number);
   /** GGML type for token_embd.weight (default: matrixType). */
   embeddingType?: number;
+  /** llama (default); qwen2 adds Q/K/V biases; qwen3 adds per-head Q/K RMSNorm. Both use NeoX RoPE in llama.cpp. */
+  architecture?: 'llama' | 'qwen2' | 'qwen3';
+  /** No output.weight: the output head is token_embd.weight. */
+  tiedOutput?: boolean;
 }
 
 export const defaultLlamaFixture: LlamaFixtureConfig = {
@@ -90,19 +94,20 @@ export function llamaFixtureSpec(overrides: Partial<LlamaFixtureConfig> = {}): {
   const randn = normals(c.seed);
   const typeOf = (name: string) => (typeof c.matrixType === 'function' ? c.matrixType(name) : c.matrixType);
 
+  const arch = c.architecture ?? 'llama';
   const metadata: [string, GGUFValue][] = [
-    ['general.architecture', gv.str('llama')],
-    ['general.name', gv.str(`tokenwise-fixture-llama-${c.seed}`)],
-    ['llama.context_length', gv.u32(c.contextLength)],
-    ['llama.embedding_length', gv.u32(c.nEmbd)],
-    ['llama.block_count', gv.u32(c.nLayer)],
-    ['llama.feed_forward_length', gv.u32(c.nFf)],
-    ['llama.attention.head_count', gv.u32(c.nHead)],
-    ['llama.attention.head_count_kv', gv.u32(c.nHeadKv)],
-    ['llama.attention.layer_norm_rms_epsilon', gv.f32(c.rmsEps)],
-    ['llama.rope.freq_base', gv.f32(c.ropeBase)],
-    ['llama.rope.dimension_count', gv.u32(headDim)],
-    ['llama.vocab_size', gv.u32(nVocab)],
+    ['general.architecture', gv.str(arch)],
+    ['general.name', gv.str(`tokenwise-fixture-${arch}-${c.seed}`)],
+    [`${arch}.context_length`, gv.u32(c.contextLength)],
+    [`${arch}.embedding_length`, gv.u32(c.nEmbd)],
+    [`${arch}.block_count`, gv.u32(c.nLayer)],
+    [`${arch}.feed_forward_length`, gv.u32(c.nFf)],
+    [`${arch}.attention.head_count`, gv.u32(c.nHead)],
+    [`${arch}.attention.head_count_kv`, gv.u32(c.nHeadKv)],
+    [`${arch}.attention.layer_norm_rms_epsilon`, gv.f32(c.rmsEps)],
+    [`${arch}.rope.freq_base`, gv.f32(c.ropeBase)],
+    [`${arch}.rope.dimension_count`, gv.u32(headDim)],
+    [`${arch}.vocab_size`, gv.u32(nVocab)],
     ['tokenizer.ggml.model', gv.str('llama')],
     ['tokenizer.ggml.tokens', gv.strings(vocab.tokens)],
     ['tokenizer.ggml.scores', gv.f32s(vocab.scores)],
@@ -136,8 +141,12 @@ export function llamaFixtureSpec(overrides: Partial<LlamaFixtureConfig> = {}): {
       matrix(`${p}ffn_up.weight`, c.nEmbd, c.nFf),
       matrix(`${p}ffn_down.weight`, c.nFf, c.nEmbd),
     );
+    const bias = (name: string, n: number): GGUFTensorSpec => ({ name, dims: [n], type: GGMLType.F32, f32: randn(n, 0.5) });
+    if (arch === 'qwen2') tensors.push(bias(`${p}attn_q.bias`, c.nEmbd), bias(`${p}attn_k.bias`, kvDim), bias(`${p}attn_v.bias`, kvDim));
+    if (arch === 'qwen3') tensors.push(norm(`${p}attn_q_norm.weight`, headDim), norm(`${p}attn_k_norm.weight`, headDim));
   }
-  tensors.push(norm('output_norm.weight', c.nEmbd), matrix('output.weight', c.nEmbd, nVocab, 4));
+  tensors.push(norm('output_norm.weight', c.nEmbd));
+  if (!c.tiedOutput) tensors.push(matrix('output.weight', c.nEmbd, nVocab, 4));
   return { spec: { metadata, tensors }, config: c };
 }
 
