@@ -1,13 +1,16 @@
 // Node benchmark on Dawn: `npm run bench` runs this and the Chromium one.
+// Flags: --quick, --only=<regex> (cases whose name matches), --out=<file.json>.
 import { writeFileSync } from 'node:fs';
 import { requestGpu } from '../src/gpu';
-import { formatReport, runSuite } from './report';
-import { benchCases } from './suite';
+import { formatReport, formatRow, runSuite } from './report';
+import { benchCases, selectCases } from './suite';
 
 const quick = process.argv.includes('--quick');
-const out = process.argv.find((a) => a.startsWith('--out='))?.slice(6);
+const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const out = arg('out');
+const cases = selectCases(benchCases({ quick }), arg('only'));
 const gpu = await requestGpu();
-const report = await runSuite(gpu, benchCases({ quick }), `Node ${process.version} + Dawn`, (row) => console.error(`  ${row.name}: ${row.ms.toFixed(4)} ms`));
+const report = await runSuite(gpu, cases, `Node ${process.version} + Dawn`, { quick, onRow: (row) => console.error(`  ${formatRow(row)}`) });
 const table = formatReport(report);
 console.log(table);
 if (out) writeFileSync(out, JSON.stringify(report, null, 2));

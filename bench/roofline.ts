@@ -37,24 +37,36 @@ export interface Roofline {
   fmaGflops: number;
 }
 
-export async function measureRoofline(gpu: Gpu, copyBytes = 64 << 20, threads = 1 << 18): Promise<Roofline> {
-  const bytes = Math.min(copyBytes, gpu.limits.maxStorageBufferBindingSize);
+/**
+ * Copy: `copyBytes` (64 MiB, larger than the last-level cache of today's GPUs) from one buffer to
+ * another. FMA: from 2^16 threads up, four times more per step while a dispatch is short (under
+ * 5 ms) and the rate still grows, so a big GPU is filled and a software adapter is not kept busy
+ * for seconds.
+ */
+export async function measureRoofline(gpu: Gpu, options: { copyBytes?: number; samples?: number } = {}): Promise<Roofline> {
+  const samples = options.samples ?? 5;
+  const bytes = Math.min(options.copyBytes ?? 64 << 20, gpu.limits.maxStorageBufferBindingSize);
   const src = gpu.buffer(bytes, 'copy src');
   const dst = gpu.buffer(bytes, 'copy dst');
   const copy = gpu.pipeline('bench:copy', () => copyWgsl);
   const vec4s = bytes / 16;
   const groups = Math.ceil(vec4s / 256);
   const gx = Math.min(groups, 65535);
-  const copyTime = await timeGpu(gpu, (pass) => gpu.dispatch(pass, copy, [src, dst], [gx, Math.ceil(groups / gx)]), { repeats: 4 });
-
-  const out = gpu.buffer(threads * 4, 'fma out');
-  const fma = gpu.pipeline('bench:fma', () => fmaWgsl);
-  const fmaTime = await timeGpu(gpu, (pass) => gpu.dispatch(pass, fma, [out], [threads / 256]), { repeats: 4 });
+  const copyTime = await timeGpu(gpu, (pass) => gpu.dispatch(pass, copy, [src, dst], [gx, Math.ceil(groups / gx)]), { samples });
   src.destroy();
   dst.destroy();
-  out.destroy();
-  return {
-    copyGBps: (2 * bytes) / (copyTime.ms * 1e6),
-    fmaGflops: (threads * FMA_STEPS * 8 * 4 * 2) / (fmaTime.ms * 1e6),
-  };
+
+  const fma = gpu.pipeline('bench:fma', () => fmaWgsl);
+  const maxThreads = Math.min(1 << 22, gpu.limits.maxComputeWorkgroupsPerDimension * 256);
+  let fmaGflops = 0;
+  for (let threads = 1 << 16; threads <= maxThreads; threads *= 4) {
+    const out = gpu.buffer(threads * 4, 'fma out');
+    const t = await timeGpu(gpu, (pass) => gpu.dispatch(pass, fma, [out], [threads / 256]), { samples });
+    out.destroy();
+    const gflops = (threads * FMA_STEPS * 8 * 4 * 2) / (t.ms * 1e6);
+    const growing = gflops > fmaGflops * 1.1;
+    fmaGflops = Math.max(fmaGflops, gflops);
+    if (t.ms > 5 || !growing) break;
+  }
+  return { copyGBps: (2 * bytes) / (copyTime.ms * 1e6), fmaGflops };
 }

@@ -9,16 +9,39 @@ export interface Timing {
   ms: number;
   /** 'timestamp' or 'wall'. */
   source: string;
+  /** Repetitions per timed pass. */
+  repeats: number;
 }
 
-export async function timeGpu(gpu: Gpu, record: Record, options: { repeats?: number; samples?: number } = {}): Promise<Timing> {
-  const repeats = options.repeats ?? 10;
+export interface TimingOptions {
+  /** Repetitions per timed pass; by default as many as fill about `targetMs` (at most `maxRepeats`). */
+  repeats?: number;
+  /** Timed passes; the median is reported. */
+  samples?: number;
+  /** Wanted length of one timed pass when `repeats` is not given (default 20 ms). */
+  targetMs?: number;
+  maxRepeats?: number;
+}
+
+export async function timeGpu(gpu: Gpu, record: Record, options: TimingOptions = {}): Promise<Timing> {
   const samples = options.samples ?? 5;
-  const recordRepeated: Record = (pass) => {
-    for (let r = 0; r < repeats; r++) record(pass);
-  };
-  await gpu.run(recordRepeated, 'bench warm-up');
+  // Warm-up: compiles the pipelines and touches every buffer once.
+  await gpu.run(record, 'bench warm-up');
   await gpu.device.queue.onSubmittedWorkDone();
+  let repeats = options.repeats;
+  if (repeats === undefined) {
+    // One more run, wall-timed, sizes the timed passes: short kernels are repeated enough to
+    // dwarf the submission overhead, long ones (seconds on a software adapter) run once.
+    const start = performance.now();
+    await gpu.run(record, 'bench calibration');
+    await gpu.device.queue.onSubmittedWorkDone();
+    const once = Math.max(performance.now() - start, 1e-3);
+    repeats = Math.min(options.maxRepeats ?? 64, Math.max(1, Math.round((options.targetMs ?? 20) / once)));
+  }
+  const n = repeats;
+  const recordRepeated: Record = (pass) => {
+    for (let r = 0; r < n; r++) record(pass);
+  };
 
   const times: number[] = [];
   if (gpu.features.timestamps) {
@@ -30,21 +53,21 @@ export async function timeGpu(gpu: Gpu, record: Record, options: { repeats?: num
       encoder.resolveQuerySet(querySet, 0, 2, resolve, 0);
       gpu.device.queue.submit([encoder.finish()]);
       const [begin, end] = new BigUint64Array(await gpu.read(resolve, 0, 16));
-      times.push(Number(end - begin) / 1e6 / repeats);
+      times.push(Number(end - begin) / 1e6 / n);
     }
     querySet.destroy();
     resolve.destroy();
     // Some adapters report zeros (timestamps quantised or disabled): fall back to wall time.
-    if (times.every((t) => t > 0)) return { ms: median(times), source: 'timestamp' };
+    if (times.every((t) => t > 0)) return { ms: median(times), source: 'timestamp', repeats: n };
     times.length = 0;
   }
   for (let s = 0; s < samples; s++) {
     const start = performance.now();
     await gpu.run(recordRepeated, 'bench');
     await gpu.device.queue.onSubmittedWorkDone();
-    times.push((performance.now() - start) / repeats);
+    times.push((performance.now() - start) / n);
   }
-  return { ms: median(times), source: 'wall' };
+  return { ms: median(times), source: 'wall', repeats: n };
 }
 
 function median(values: number[]): number {

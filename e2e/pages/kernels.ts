@@ -14,9 +14,8 @@ try {
   const gpu = await requestGpu();
   const checks: CheckResult[] = [];
   for (const check of kernelChecks) {
-    const result = await check(gpu);
-    checks.push(result);
-    log.textContent = checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`).join('\n');
+    checks.push(...(await check(gpu)));
+    log.textContent = checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name} (${Math.round(c.ms ?? 0)} ms): ${c.detail}`).join('\n');
   }
   window.kernelResults = { adapter: gpu.adapterDescription, features: { ...gpu.features }, checks };
 } catch (error) {
