@@ -33,9 +33,9 @@ function tieGap(want: ArrayLike<number>, ours: number): number {
   return (want[argmax(want)] - want[ours]) / range(want);
 }
 
-// llama.cpp rounds activations to 8 bits inside quantized dot products and we do not, so on
-// quantized weights a flip is allowed only at a near-tie of llama.cpp's own logits.
-const NEAR_TIE = 0.05;
+// Even with the same activation rounding, summation order differs, so on quantized weights a flip
+// is allowed only at a near-tie of llama.cpp's own logits.
+const NEAR_TIE = 0.01;
 
 function prompt(length: number, vocab: number, seed: number): number[] {
   const r = rng(seed);
@@ -45,14 +45,16 @@ function prompt(length: number, vocab: number, seed: number): number[] {
 
 const kQuantMix = (name: string) => (/ffn_down|attn_v|output/.test(name) ? GGMLType.Q6_K : GGMLType.Q4_K);
 
-const cases: Array<{ name: string; matrixType: number | ((n: string) => number); exact: boolean; architecture?: 'llama' | 'qwen2' | 'qwen3'; tiedOutput?: boolean }> = [
+const cases: Array<{ name: string; matrixType: number | ((n: string) => number); exact: boolean; architecture?: 'llama' | 'qwen2' | 'qwen3'; tiedOutput?: boolean; minAgreement?: number }> = [
   { name: 'qwen2 F32 (QKV bias, NeoX RoPE)', matrixType: GGMLType.F32, exact: true, architecture: 'qwen2' },
   { name: 'qwen3 F32 (Q/K norm, tied output)', matrixType: GGMLType.F32, exact: true, architecture: 'qwen3', tiedOutput: true },
   { name: 'F32', matrixType: GGMLType.F32, exact: true },
   { name: 'F16', matrixType: GGMLType.F16, exact: true },
   { name: 'Q8_0', matrixType: GGMLType.Q8_0, exact: false },
   { name: 'Q4_0', matrixType: GGMLType.Q4_0, exact: false },
-  { name: 'Q4_K/Q6_K', matrixType: kQuantMix, exact: false },
+  // Measured 170/174 (97.7%): every flip at a near-tie of llama.cpp's logits; the Q8_K rounding
+  // is followed, but its ties and llama.cpp's summation order still move a few values.
+  { name: 'Q4_K/Q6_K', matrixType: kQuantMix, exact: false, minAgreement: 0.97 },
 ];
 
 describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('llama decoder on the GPU vs llama.cpp', () => {
@@ -65,7 +67,9 @@ describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('llama d
         const why = oracleUnavailable();
         if (why) throw new Error(why);
         oracle = await openLlamaOracleOnBytes(gguf, { contextSize: 512 });
-        decoder = await Decoder.load(await testGpu(), await readGGUF(gguf));
+        // Quantized weights: round the activations as llama.cpp does (8-bit blocks) so the two compute
+        // the same thing; our default keeps them exact, which is more accurate and not comparable.
+        decoder = await Decoder.load(await testGpu(), await readGGUF(gguf), undefined, { roundActivationsLikeLlamaCpp: !c.exact });
       });
       afterAll(async () => {
         await oracle?.close();
@@ -100,7 +104,7 @@ describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('llama d
           expect(agree).toBe(total);
         } else {
           expect(worstGap).toBeLessThan(NEAR_TIE);
-          expect(agree / total).toBeGreaterThanOrEqual(0.9);
+          expect(agree / total).toBeGreaterThanOrEqual(c.minAgreement ?? 0.99);
         }
       });
 
@@ -109,8 +113,10 @@ describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('llama d
         const count = c.exact ? 64 : 32;
         let same = 0;
         let worstGap = 0;
-        // One prompt ends inside a KV page, one crosses several pages and a prefill chunk.
-        const prompts = [prompt(5, decoder.config.vocabSize, 11), prompt(90, decoder.config.vocabSize, 13)];
+        // Prompts ending inside a KV page and crossing several pages and a prefill chunk.
+        const prompts = c.exact
+          ? [prompt(5, decoder.config.vocabSize, 11), prompt(90, decoder.config.vocabSize, 13)]
+          : [prompt(5, decoder.config.vocabSize, 11), prompt(40, decoder.config.vocabSize, 12), prompt(90, decoder.config.vocabSize, 13)];
         for (const tokens of prompts) {
           const want = await oracle.greedy(tokens, count);
           const session = new Session(gpu, decoder, { contextLength: 256, prefillChunk: 32 });
@@ -133,7 +139,10 @@ describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('llama d
           console.log(`${c.name}: greedy differs from llama.cpp at token ${at} of ${want.length}, a near-tie (gap ${gap.toFixed(4)} of the range)`);
         }
         if (c.exact) expect(same).toBe(prompts.length);
-        else expect(worstGap).toBeLessThan(NEAR_TIE);
+        else {
+          expect(same).toBeGreaterThanOrEqual(prompts.length - 1);
+          expect(worstGap).toBeLessThan(NEAR_TIE);
+        }
       });
     });
   }

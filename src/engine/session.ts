@@ -127,6 +127,6 @@ export class Session {
 
   destroy(): void {
     this.caches.forEach(destroyKvCache);
-    for (const b of [this.pageTable, this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => typeof v === 'object')]) b.destroy();
+    for (const b of [this.pageTable, this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
   }
 }

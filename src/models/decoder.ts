@@ -9,7 +9,8 @@ import { type AttentionMask, attention } from '../kernels/attention';
 import { addInPlace, copy } from '../kernels/elementwise';
 import { embedding } from '../kernels/embedding';
 import { type KvCache, kvWrite } from '../kernels/kv-cache';
-import { matmul } from '../kernels/matmul';
+import { type QuantizedWeight, matmul } from '../kernels/matmul';
+import { llamaCppActivationRounding, quantizeActivations } from '../kernels/quantize-activations';
 import { rmsNorm } from '../kernels/norm';
 import { rope } from '../kernels/rope';
 import { type DecoderConfig, decoderConfigFromGGUF } from './config';
@@ -29,6 +30,17 @@ export interface DecoderScratch {
   act: GPUBuffer;
   /** [T][vocab] logits of the rows asked for. */
   logits: GPUBuffer;
+  /** Activations rounded as llama.cpp rounds them (only with `roundActivationsLikeLlamaCpp`). */
+  rounded: GPUBuffer | null;
+}
+
+export interface DecoderOptions {
+  /**
+   * Round each matmul's input the way llama.cpp's CPU backend does for that weight type (8-bit
+   * blocks for quantized weights, f16 for F16). Off by default (exact f32 inputs are more
+   * accurate); on, logits can be compared with llama.cpp's value for value.
+   */
+  roundActivationsLikeLlamaCpp?: boolean;
 }
 
 /** One forward step over `count` new tokens. */
@@ -54,11 +66,12 @@ export class Decoder {
     readonly gpu: Gpu,
     readonly config: DecoderConfig,
     readonly weights: DecoderWeights,
+    readonly options: DecoderOptions,
   ) {}
 
-  static async load(gpu: Gpu, file: GGUFFile, onProgress?: (p: LoadProgress) => void): Promise<Decoder> {
+  static async load(gpu: Gpu, file: GGUFFile, onProgress?: (p: LoadProgress) => void, options: DecoderOptions = {}): Promise<Decoder> {
     const config = decoderConfigFromGGUF(file);
-    return new Decoder(gpu, config, await loadDecoderWeights(gpu, file, config, onProgress));
+    return new Decoder(gpu, config, await loadDecoderWeights(gpu, file, config, onProgress), options);
   }
 
   createScratch(maxTokens: number): DecoderScratch {
@@ -76,6 +89,7 @@ export class Decoder {
       up: f32(maxTokens * c.ffn, 'up'),
       act: f32(maxTokens * c.ffn, 'act'),
       logits: f32(maxTokens * c.vocabSize, 'logits'),
+      rounded: this.options.roundActivationsLikeLlamaCpp ? f32(maxTokens * Math.max(c.hidden, c.heads * c.headDim, c.ffn), 'rounded activations') : null,
     };
   }
 
@@ -91,9 +105,9 @@ export class Decoder {
     w.layers.forEach((layer, l) => {
       // Attention block.
       rmsNorm(gpu, pass, { x: s.x, weight: layer.attnNorm, out: s.h, rows: T, n: c.hidden, eps: c.rmsEps });
-      matmul(gpu, pass, { x: s.h, w: layer.wq, y: s.q, M: T, bias: layer.bq });
-      matmul(gpu, pass, { x: s.h, w: layer.wk, y: s.k, M: T, bias: layer.bk });
-      matmul(gpu, pass, { x: s.h, w: layer.wv, y: s.v, M: T, bias: layer.bv });
+      this.project(pass, s, { x: s.h, w: layer.wq, y: s.q, M: T, bias: layer.bq });
+      this.project(pass, s, { x: s.h, w: layer.wk, y: s.k, M: T, bias: layer.bk });
+      this.project(pass, s, { x: s.h, w: layer.wv, y: s.v, M: T, bias: layer.bv });
       if (layer.qNorm && layer.kNorm) {
         rmsNorm(gpu, pass, { x: s.q, weight: layer.qNorm, rows: T * c.heads, n: c.headDim, eps: c.rmsEps });
         rmsNorm(gpu, pass, { x: s.k, weight: layer.kNorm, rows: T * c.kvHeads, n: c.headDim, eps: c.rmsEps });
@@ -106,15 +120,15 @@ export class Decoder {
         q: s.q, cache: cache[l], out: s.attn, T, numHeads: c.heads,
         kvLen: step.kvLen, queryStart: step.queryStart, scale: 1 / Math.sqrt(c.headDim), mask: step.mask,
       });
-      matmul(gpu, pass, { x: s.attn, w: layer.wo, y: s.h, M: T });
+      this.project(pass, s, { x: s.attn, w: layer.wo, y: s.h, M: T });
       addInPlace(gpu, pass, { x: s.x, y: s.h, n: T * c.hidden });
 
       // Feed-forward block.
       rmsNorm(gpu, pass, { x: s.x, weight: layer.ffnNorm, out: s.h, rows: T, n: c.hidden, eps: c.rmsEps });
-      matmul(gpu, pass, { x: s.h, w: layer.gate, y: s.gate, M: T });
-      matmul(gpu, pass, { x: s.h, w: layer.up, y: s.up, M: T });
+      this.project(pass, s, { x: s.h, w: layer.gate, y: s.gate, M: T });
+      this.project(pass, s, { x: s.h, w: layer.up, y: s.up, M: T });
       swiGlu(gpu, pass, { gate: s.gate, up: s.up, out: s.act, rows: T, n: c.ffn });
-      matmul(gpu, pass, { x: s.act, w: layer.down, y: s.h, M: T });
+      this.project(pass, s, { x: s.act, w: layer.down, y: s.h, M: T });
       addInPlace(gpu, pass, { x: s.x, y: s.h, n: T * c.hidden });
     });
 
@@ -125,7 +139,18 @@ export class Decoder {
       copy(gpu, pass, { src: s.x, dst: s.h, n: c.hidden, srcOffset: (T - 1) * c.hidden });
       rmsNorm(gpu, pass, { x: s.h, weight: w.outputNorm, rows: 1, n: c.hidden, eps: c.rmsEps });
     }
-    matmul(gpu, pass, { x: s.h, w: w.output, y: s.logits, M: step.logits === 'all' ? T : 1 });
+    this.project(pass, s, { x: s.h, w: w.output, y: s.logits, M: step.logits === 'all' ? T : 1 });
+  }
+
+  /** y = x · Wᵀ (+ bias), with x rounded first when emulating llama.cpp. */
+  private project(pass: GPUComputePassEncoder, s: DecoderScratch, args: { x: Binding; w: QuantizedWeight; y: Binding; M: number; bias?: Binding }): void {
+    const rule = s.rounded ? llamaCppActivationRounding(args.w.type) : null;
+    if (rule && s.rounded) {
+      quantizeActivations(this.gpu, pass, { x: args.x, out: s.rounded, count: args.M * args.w.cols, rule });
+      matmul(this.gpu, pass, { ...args, x: s.rounded });
+    } else {
+      matmul(this.gpu, pass, args);
+    }
   }
 
   destroy(): void {
