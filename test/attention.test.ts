@@ -7,6 +7,7 @@ import type { Gpu } from '../src/gpu';
 import { type AttentionMask, attention, attentionMass, treeMaskFromParents } from '../src/kernels/attention';
 import { type KvCache, type KvFormat, PAGE, createKvCache, identityPageTable, kvWrite } from '../src/kernels/kv-cache';
 import { type MaskRef, attentionMassRef, attentionRef, dequantizeKvRef, physicalSlotRef, quantizeGroupRef, visibleRef } from '../src/reference/attention';
+import { randomTree } from './random';
 import { closeness, expectClose, randomNormal, rng, testGpu } from './util';
 
 interface Case {
@@ -101,20 +102,6 @@ async function check(gpu: Gpu, s: Setup, mask: MaskRef, options: Parameters<type
   const want = reference(s, mask, options.bias);
   expectClose(got.out, want.out, 2e-5, 0, `${what} out`);
   expectClose(finiteLse(got.lse), finiteLse(want.lse), 2e-5, 1e-6, `${what} lse`);
-}
-
-function randomTree(n: number, seed: number): number[] {
-  // Random parents in DFS preorder: node i's parent is on the path from the root to node i-1.
-  const r = rng(seed);
-  const parents: number[] = [];
-  const path: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const keep = i === 0 ? 0 : Math.floor(r() * (path.length + 1));
-    path.length = keep;
-    parents.push(keep === 0 ? -1 : path[keep - 1]);
-    path.push(i);
-  }
-  return parents;
 }
 
 describe('attention paths and masks', () => {

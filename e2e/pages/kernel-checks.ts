@@ -23,6 +23,7 @@ import { rmsNormRef } from '../../src/reference/norm';
 import { ropeRef } from '../../src/reference/rope';
 import { drawRef, samplingDistributionRef, samplingUniform } from '../../src/reference/sampling';
 import { argmaxRef, softmaxRef } from '../../src/reference/softmax';
+import { randomNormal, randomTree, rng } from '../../test/random';
 
 export interface CheckResult {
   name: string;
@@ -47,31 +48,6 @@ function random(n: number, seed: number): Float32Array {
 }
 
 /** mulberry32, as test/util.ts. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Standard normal (Box-Muller), scaled, as test/util.ts. */
-function randomNormal(n: number, seed: number, std = 1): Float32Array {
-  const r = rng(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const u = Math.max(r(), 1e-12);
-    const v = r();
-    const m = std * Math.sqrt(-2 * Math.log(u));
-    out[i] = m * Math.cos(2 * Math.PI * v);
-    if (i + 1 < n) out[i + 1] = m * Math.sin(2 * Math.PI * v);
-  }
-  return out;
-}
-
 function maxAbsError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let worst = a.length === b.length ? 0 : Infinity;
   for (let i = 0; i < b.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) || (a[i] === b[i] ? 0 : Infinity));
@@ -398,20 +374,6 @@ async function attentionCheck(gpu: Gpu, c: AttentionCase, seed: number): Promise
     const lseCheck = closeness(finiteLse(await gpu.readF32(lse, c.T * c.heads)), finiteLse(want.lse), 2e-5, 1e-6);
     return { ok: outCheck.ok && lseCheck.ok, detail: `out: ${outCheck.detail}; lse: ${lseCheck.detail}` };
   });
-}
-
-/** Random parents in DFS preorder (as test/attention.test.ts): node i's parent is on the path from the root to node i-1. */
-function randomTree(n: number, seed: number): number[] {
-  const r = rng(seed);
-  const parents: number[] = [];
-  const path: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const keep = i === 0 ? 0 : Math.floor(r() * (path.length + 1));
-    path.length = keep;
-    parents.push(keep === 0 ? -1 : path[keep - 1]);
-    path.push(i);
-  }
-  return parents;
 }
 
 async function checkAttention(gpu: Gpu): Promise<CheckResult[]> {
