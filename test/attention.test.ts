@@ -4,7 +4,7 @@
 // 2e-5 absolute on outputs and log-sum-exp. Quantization error itself is checked separately.
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/gpu';
-import { type AttentionMask, attention, attentionMass, treeMaskFromParents } from '../src/kernels/attention';
+import { type AttentionMask, attention, attentionMass, mergeAttention, treeMaskFromParents } from '../src/kernels/attention';
 import { type KvCache, type KvFormat, PAGE, createKvCache, identityPageTable, kvWrite } from '../src/kernels/kv-cache';
 import { type MaskRef, attentionMassRef, attentionRef, dequantizeKvRef, physicalSlotRef, quantizeGroupRef, visibleRef } from '../src/reference/attention';
 import { randomTree } from './random';
@@ -279,4 +279,26 @@ describe('attention mass', () => {
       expectClose(await gpu.readF32(mass, kvHeads * kvLen), expected.map((x) => 2 * x), 2e-5, 1e-5, 'accumulated mass');
     });
   }
+});
+
+describe('merging attention over disjoint key sets', () => {
+  it('sinks merged with the recent window equal the sink-window mask (the LM-Infinite / sparse + local recipe)', async () => {
+    const gpu = await testGpu();
+    const s = await setup(gpu, { T: 3, heads: 4, kvHeads: 2, D: 64, kvLen: 60, queryStart: 57, seed: 31 });
+    const { T, heads, D } = s.c;
+    const rows = T * heads;
+    const part = () => ({ out: gpu.buffer(rows * D * 4), lse: gpu.buffer(rows * 4) });
+    const [sinks, local, merged] = [part(), part(), part()];
+    const common = { q: s.qBuffer, cache: s.cache, T, numHeads: heads, kvLen: 60, queryStart: 57, scale: 1 / 8 };
+    // Sinks: keys 0..3 as listed single-token blocks; local: the last 10 keys of each query.
+    const sinkBlocks = gpuMask(gpu, { kind: 'block-sparse', blockSize: 4, blocks: [[0], [0]] }, 2);
+    await gpu.run((pass) => {
+      attention(gpu, pass, { ...common, ...sinks, mask: sinkBlocks, path: 'split' });
+      attention(gpu, pass, { ...common, ...local, mask: { kind: 'sink-window', sinks: 0, window: 10 }, path: 'split' });
+      mergeAttention(gpu, pass, { a: sinks, b: local, out: merged.out, lse: merged.lse, rows, headDim: D });
+    });
+    const want = reference(s, { kind: 'sink-window', sinks: 4, window: 10 });
+    expectClose(await gpu.readF32(merged.out, rows * D), want.out, 2e-5, 0, 'merged out');
+    expectClose(await gpu.readF32(merged.lse, rows), want.lse, 2e-5, 1e-6, 'merged lse');
+  });
 });

@@ -4,7 +4,7 @@
 import { type Binding, type Gpu, check, grid } from '../gpu';
 import {
   type AttentionVariant, FLASH_QUERIES, SPLIT_MAX_CHUNK,
-  flashWgsl, massWgsl, mergeWgsl, splitWgsl,
+  flashWgsl, massWgsl, mergePairWgsl, mergeWgsl, splitWgsl,
 } from '../shaders/attention';
 import { type KvCache, kvBindings } from './kv-cache';
 import { bindingBytes } from './matmul';
@@ -208,4 +208,22 @@ export function attentionMass(
   r.params[15] = args.accumulate ? 1 : 0;
   const pipeline = gpu.pipeline(`attention-mass-${variantKey(r.variant)}`, () => massWgsl(r.variant));
   gpu.dispatch(pass, pipeline, [args.q, args.lse, args.mass, gpu.uniform(r.params), ...commonBindings(args.cache, r.extra)], [Math.ceil(args.kvLen / 64), args.cache.kvHeads]);
+}
+
+/**
+ * Merges two attention results over disjoint key sets into `out` and `lse`, each [rows][headDim]
+ * and [rows] (rows = T x heads), weighting each by its share of the total exp-mass: exactly the
+ * attention over the union. For LM-Infinite's distance cap (global branch with capped positions
+ * + local branch), prefix + tree, or sparse + local.
+ */
+export function mergeAttention(
+  gpu: Gpu, pass: GPUComputePassEncoder,
+  args: { a: { out: Binding; lse: Binding }; b: { out: Binding; lse: Binding }; out: Binding; lse: Binding; rows: number; headDim: number },
+): void {
+  const { rows, headDim } = args;
+  check(Number.isInteger(rows) && rows >= 0 && headDim % 4 === 0, `mergeAttention: bad shape ${rows}x${headDim}`);
+  for (const [name, b] of [['a', args.a.out], ['b', args.b.out], ['out', args.out]] as const) check(bindingBytes(b) >= rows * headDim * 4, `mergeAttention: ${name} is smaller than [${rows}][${headDim}]`);
+  const pipeline = gpu.pipeline(`attention-merge-pair-d${headDim}`, () => mergePairWgsl(headDim));
+  const params = gpu.uniform(new Uint32Array([rows]));
+  gpu.dispatch(pass, pipeline, [args.a.out, args.a.lse, args.b.out, args.b.lse, args.out, args.lse, params], grid(Math.ceil((rows * headDim) / 4 / 64)));
 }

@@ -359,3 +359,38 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 `;
 }
+
+/**
+ * Merges two attention results over disjoint key sets (prefix + tree, sparse + local, LM-Infinite's
+ * global and local branches) by their log-sum-exp, as mergeWgsl does for split chunks.
+ * Bindings: o_a, lse_a, o_b, lse_b, out, lse, params (rows).
+ */
+export function mergePairWgsl(headDim: number): string {
+  return /* wgsl */ `
+struct Params { rows: u32 }
+@group(0) @binding(0) var<storage, read> o_a: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> lse_a: array<f32>;
+@group(0) @binding(2) var<storage, read> o_b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> lse_b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(6) var<uniform> params: Params;
+const D4: u32 = ${headDim / 4}u;
+const NEG_INF: f32 = -3.0e38;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let i = gid.x + gid.y * groups.x * 64u;
+  if (i >= params.rows * D4) { return; }
+  let row = i / D4;
+  let a = lse_a[row];
+  let b = lse_b[row];
+  let m = max(a, b);
+  let wa = select(0.0, exp(a - m), a > NEG_INF);
+  let wb = select(0.0, exp(b - m), b > NEG_INF);
+  let total = wa + wb;
+  out[i] = select(vec4<f32>(0.0), (wa * o_a[i] + wb * o_b[i]) / total, total > 0.0);
+  if (i % D4 == 0u) { lse[row] = select(NEG_INF, m + log(total), total > 0.0); }
+}
+`;
+}
