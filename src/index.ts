@@ -8,3 +8,5 @@ export { Decoder } from './models/decoder';
 export { decoderConfigFromGGUF, ModelFormatError, type DecoderConfig } from './models/config';
 export { Session, type SessionOptions } from './engine/session';
 export { generate, AbortError, type GenerateRequest, type GenerateResult, type GenerationStats } from './engine/generate';
+export { readSafetensors, readShardedSafetensors, encodeSafetensors, SafetensorsError } from './formats/safetensors';
+export { decoderConfigFromHF, tokenizerOptionsFromHFConfig } from './models/huggingface';

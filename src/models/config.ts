@@ -72,7 +72,7 @@ export function decoderConfigFromGGUF(file: GGUFFile): DecoderConfig {
     ropeScaling: ropeScalingFromGGUF(file, arch),
     contextLength: optional('context_length') ?? 2048,
   };
-  validate(config);
+  validateDecoderConfig(config);
   return config;
 }
 
@@ -88,7 +88,8 @@ function ropeScalingFromGGUF(file: GGUFFile, arch: string): RopeScaling {
   return { type: 'none' };
 }
 
-function validate(c: DecoderConfig): void {
+/** Checks a config from any source (GGUF metadata, config.json) against what the kernels run. */
+export function validateDecoderConfig(c: DecoderConfig): void {
   const positive = ['vocabSize', 'hidden', 'layers', 'heads', 'kvHeads', 'headDim', 'ffn', 'ropeDim', 'contextLength'] as const;
   for (const key of positive) {
     if (!Number.isInteger(c[key]) || c[key] <= 0) throw new ModelFormatError('bad-model', `model ${key} must be a positive integer, got ${c[key]}`);

@@ -14,7 +14,8 @@ import { llamaCppActivationRounding, quantizeActivations } from '../kernels/quan
 import { rmsNorm } from '../kernels/norm';
 import { rope } from '../kernels/rope';
 import { type DecoderConfig, decoderConfigFromGGUF } from './config';
-import { type DecoderWeights, type LoadProgress, destroyDecoderWeights, loadDecoderWeights } from './weights';
+import { type HFCheckpoint, decoderConfigFromHF, hfTensorSource } from './huggingface';
+import { type DecoderWeights, type LoadProgress, type TensorSource, destroyDecoderWeights, ggufTensorSource, loadDecoderWeights } from './weights';
 
 /** Activations for up to `maxTokens` tokens per step, allocated once and reused. */
 export interface DecoderScratch {
@@ -70,8 +71,18 @@ export class Decoder {
   ) {}
 
   static async load(gpu: Gpu, file: GGUFFile, onProgress?: (p: LoadProgress) => void, options: DecoderOptions = {}): Promise<Decoder> {
-    const config = decoderConfigFromGGUF(file);
-    return new Decoder(gpu, config, await loadDecoderWeights(gpu, file, config, onProgress), options);
+    return Decoder.fromTensors(gpu, decoderConfigFromGGUF(file), ggufTensorSource(file), onProgress, options);
+  }
+
+  /** From a Hugging Face checkpoint: config.json and safetensors weights (one file or shards). */
+  static async loadSafetensors(gpu: Gpu, checkpoint: HFCheckpoint, onProgress?: (p: LoadProgress) => void, options: DecoderOptions = {}): Promise<Decoder> {
+    const config = decoderConfigFromHF(checkpoint.config);
+    return Decoder.fromTensors(gpu, config, hfTensorSource(checkpoint.weights, checkpoint.config), onProgress, options);
+  }
+
+  /** From tensors under GGUF names (see models/weights TensorSource) and a config. */
+  static async fromTensors(gpu: Gpu, config: DecoderConfig, tensors: TensorSource, onProgress?: (p: LoadProgress) => void, options: DecoderOptions = {}): Promise<Decoder> {
+    return new Decoder(gpu, config, await loadDecoderWeights(gpu, tensors, config, onProgress), options);
   }
 
   createScratch(maxTokens: number): DecoderScratch {

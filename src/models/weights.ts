@@ -1,7 +1,9 @@
-// Decoder weights from a GGUF file onto the GPU, one tensor at a time (never two copies of the
-// model in JS memory). Matrices stay in their GGUF block format; norm weights and biases become
-// f32. Every tensor is checked (present, shape, type) before anything is allocated.
-import type { GGUFFile, GGUFTensorInfo } from '../formats/gguf-reader';
+// Decoder weights onto the GPU, one tensor at a time (never two copies of the model in JS memory),
+// from any TensorSource: a GGUF file, or a Hugging Face checkpoint whose names models/huggingface
+// maps to GGUF's. Matrices stay in their block format (GGUF's, or safetensors' F32/F16/BF16, which
+// are the same bytes); norm weights and biases become f32. Every tensor is checked (present,
+// shape, type) before anything is allocated.
+import type { GGUFFile } from '../formats/gguf-reader';
 import { isKernelType, typeName } from '../formats/ggml-types';
 import { dequantize } from '../formats/quantize';
 import type { Gpu } from '../gpu';
@@ -40,10 +42,44 @@ export interface DecoderWeights {
   bytes: number;
 }
 
+/** One tensor as the loader sees it, whatever the file format. */
+export interface SourceTensor {
+  /** GGML type of the bytes read() gives; undefined when the file's type has none (I64, F8, ...). */
+  type: number | undefined;
+  /** The type for messages: 'GGML type Q2_K (10)', 'dtype I64'. */
+  typeLabel: string;
+  /** GGUF order, fastest first: [cols, rows] for a matrix. */
+  dims: number[];
+  elements: number;
+  /** Bytes of data; undefined when the type is unknown. */
+  nbytes: number | undefined;
+  read(): Promise<Uint8Array>;
+}
+
+/** Tensors under the decoder's (GGUF) names. */
+export interface TensorSource {
+  tensor(name: string): SourceTensor | undefined;
+  /** The name the file uses, for messages (default: the GGUF name). */
+  nameInFile?(name: string): string;
+}
+
+export function ggufTensorSource(file: GGUFFile): TensorSource {
+  return {
+    tensor(name) {
+      const info = file.tensor(name);
+      if (!info) return undefined;
+      return {
+        type: info.type, typeLabel: `GGML type ${typeName(info.type)} (${info.type})`, dims: info.dims,
+        elements: info.elements, nbytes: info.nbytes, read: () => file.readTensor(info),
+      };
+    },
+  };
+}
+
 type Shape = { kind: 'matrix'; rows: number; cols: number } | { kind: 'vector'; n: number };
 
 /** Every tensor the decoder reads, with the shape it must have, by GGUF name. */
-function tensorPlan(c: DecoderConfig, file: GGUFFile): Map<string, Shape> {
+function tensorPlan(c: DecoderConfig, file: TensorSource): Map<string, Shape> {
   const plan = new Map<string, Shape>();
   const matrix = (name: string, rows: number, cols: number) => plan.set(name, { kind: 'matrix', rows, cols });
   const vector = (name: string, n: number) => plan.set(name, { kind: 'vector', n });
@@ -78,11 +114,12 @@ function tensorPlan(c: DecoderConfig, file: GGUFFile): Map<string, Shape> {
 }
 
 /** Checks every tensor of the plan, so a bad file fails before any GPU memory is allocated. */
-function checkTensors(file: GGUFFile, plan: Map<string, Shape>, gpu: Gpu): number {
+function checkTensors(file: TensorSource, plan: Map<string, Shape>, gpu: Gpu): number {
   let bytes = 0;
   const problems: string[] = [];
-  for (const [name, shape] of plan) {
-    const info = file.tensor(name);
+  for (const [planned, shape] of plan) {
+    const name = file.nameInFile?.(planned) ?? planned;
+    const info = file.tensor(planned);
     if (!info) {
       problems.push(`missing tensor ${name}`);
       continue;
@@ -92,7 +129,7 @@ function checkTensors(file: GGUFFile, plan: Map<string, Shape>, gpu: Gpu): numbe
     if (dims.length !== expected.length || dims.some((d, i) => d !== expected[i])) {
       problems.push(`tensor ${name} has dims [${info.dims.join(', ')}], expected [${expected.join(', ')}]`);
     }
-    if (!isKernelType(info.type)) problems.push(`tensor ${name} has GGML type ${typeName(info.type)} (${info.type}), which tokenwise cannot run`);
+    if (info.type === undefined || !isKernelType(info.type)) problems.push(`tensor ${name} has ${info.typeLabel}, which tokenwise cannot run`);
     if (info.nbytes !== undefined) {
       bytes += shape.kind === 'matrix' ? info.nbytes : 4 * info.elements;
       if (shape.kind === 'vector' && 4 * info.elements > gpu.limits.maxStorageBufferBindingSize) problems.push(`tensor ${name} is too large for one binding`);
@@ -112,13 +149,13 @@ export interface LoadProgress {
   bytesTotal: number;
 }
 
-export async function loadDecoderWeights(gpu: Gpu, file: GGUFFile, c: DecoderConfig, onProgress?: (p: LoadProgress) => void): Promise<DecoderWeights> {
+export async function loadDecoderWeights(gpu: Gpu, file: TensorSource, c: DecoderConfig, onProgress?: (p: LoadProgress) => void): Promise<DecoderWeights> {
   const plan = tensorPlan(c, file);
   const bytesTotal = checkTensors(file, plan, gpu);
   const created: GPUBuffer[] = [];
   let tensorsDone = 0;
   let bytesDone = 0;
-  const progress = (info: GGUFTensorInfo) => {
+  const progress = (info: SourceTensor) => {
     tensorsDone++;
     bytesDone += info.nbytes ?? 0;
     onProgress?.({ tensorsDone, tensorsTotal: plan.size, bytesDone, bytesTotal });
@@ -127,14 +164,14 @@ export async function loadDecoderWeights(gpu: Gpu, file: GGUFFile, c: DecoderCon
   const matrix = async (name: string): Promise<QuantizedWeight> => {
     const info = file.tensor(name)!;
     const shape = plan.get(name) as { rows: number; cols: number };
-    const weight = uploadWeight(gpu, info.type, shape.rows, shape.cols, await file.readTensor(info), { label: name });
+    const weight = uploadWeight(gpu, info.type!, shape.rows, shape.cols, await info.read(), { label: name });
     created.push(...weight.parts.map((p) => p.buffer));
     progress(info);
     return weight;
   };
   const vectorData = async (name: string): Promise<Float32Array> => {
     const info = file.tensor(name)!;
-    const data = dequantize(info.type, await file.readTensor(info), info.elements);
+    const data = dequantize(info.type!, await info.read(), info.elements);
     progress(info);
     return data;
   };
