@@ -6,6 +6,7 @@ import { GGMLType, typeName } from '../src/formats/ggml-types';
 import { readGGUF } from '../src/formats/gguf-reader';
 import { Session } from '../src/engine/session';
 import { Decoder } from '../src/models/decoder';
+import { hfFixture } from './oracle/hf-fixture';
 import { llamaFixture } from './oracle/llama-fixture';
 import { type LlamaOracle, openLlamaOracleOnBytes, oracleUnavailable } from './oracle/llama';
 import { rng, testGpu } from './util';
@@ -146,6 +147,28 @@ describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('llama d
       });
     });
   }
+
+  it('llama3 RoPE frequency factors (rope_freqs.weight): logits match llama.cpp', async () => {
+    const gpu = await testGpu();
+    const { gguf } = hfFixture({ ...shape, architecture: 'llama', dtype: 'F32', seed: 91, ropeScaling: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64 } });
+    const oracle = await openLlamaOracleOnBytes(gguf, { contextSize: 512 });
+    const decoder = await Decoder.load(gpu, await readGGUF(gguf));
+    try {
+      expect(decoder.weights.ropeTable).toBeDefined();
+      const tokens = prompt(120, decoder.config.vocabSize, 21);
+      const want = await oracle.logits(tokens);
+      const session = new Session(gpu, decoder, { contextLength: 256, prefillChunk: 64 });
+      const got = await session.evaluate(tokens);
+      session.destroy();
+      let worst = 0;
+      got.forEach((row, i) => row.forEach((x, j) => (worst = Math.max(worst, Math.abs(x - want[i][j]) / range(want[i])))));
+      console.log(`llama3 RoPE scaling: max |Δlogit| / logit range = ${worst.toExponential(2)}`);
+      expect(worst).toBeLessThan(1e-3);
+    } finally {
+      await oracle.close();
+      decoder.destroy();
+    }
+  });
 
   it('names the architecture or tensor type it cannot run', async () => {
     const gpu = await testGpu();
