@@ -95,3 +95,32 @@ describe('generate', () => {
     await expect(run({ tokens: Array(200).fill(300), maxTokens: 2 })).rejects.toThrow(/context/);
   });
 });
+
+describe('tree verification (decode N tokens at given positions with a tree mask)', () => {
+  it('each node of a token tree gets the logits of decoding its path one token at a time', async () => {
+    const gpu = await testGpu();
+    const file = await readGGUF(llamaFixture({ nEmbd: 128, nHead: 4, nHeadKv: 2, nLayer: 2, nFf: 256, contextLength: 256, seed: 8 }));
+    const decoder = await Decoder.load(gpu, file);
+    const prefix = [1, 300, 301, 302, 303, 304, 305, 306, 307, 308, 309, 310, 311, 312, 313, 314, 315, 316, 317];
+    // Two branches from the last prefix token, one of them branching again; DFS preorder.
+    const tokens = [320, 321, 322, 323, 330, 331, 332];
+    const parents = [-1, 0, 1, 1, -1, 4, 5];
+    const session = new Session(gpu, decoder, { contextLength: 128, prefillChunk: 16 });
+    await session.prefill(prefix);
+    const tree = await session.evaluateTree(tokens, parents);
+    expect(session.length).toBe(prefix.length);
+    for (let i = 0; i < tokens.length; i++) {
+      const path: number[] = [];
+      for (let a = i; a >= 0; a = parents[a]) path.unshift(tokens[a]);
+      const plain = new Session(gpu, decoder, { contextLength: 128, prefillChunk: 16 });
+      const want = (await plain.evaluate([...prefix, ...path])).at(-1)!;
+      plain.destroy();
+      let worst = 0, lo = Infinity, hi = -Infinity;
+      want.forEach((x, j) => { worst = Math.max(worst, Math.abs(x - tree[i][j])); lo = Math.min(lo, x); hi = Math.max(hi, x); });
+      // Same arithmetic, other kernels (tree mask, another summation order): 1e-5 of the range.
+      expect(worst / (hi - lo), `node ${i}`).toBeLessThan(1e-5);
+    }
+    session.destroy();
+    decoder.destroy();
+  });
+});

@@ -1,6 +1,7 @@
 // A conversation's state on the GPU: per-layer KV caches, the page table, activation scratch,
 // and the tokens it has seen. Buffers are allocated once and reused every step.
 import { type Gpu, GpuError } from '../gpu';
+import { treeMaskFromParents } from '../kernels/attention';
 import { type KvCache, type KvFormat, PAGE, createKvCache, destroyKvCache, identityPageTable } from '../kernels/kv-cache';
 import type { Decoder, DecoderScratch } from '../models/decoder';
 import { AbortError } from './generate';
@@ -109,6 +110,39 @@ export class Session {
       for (let i = 0; i < piece.length; i++) rows.push(logits.slice(i * vocab, (i + 1) * vocab));
     }
     return rows;
+  }
+
+  /**
+   * Speculative verification: logits for every node of a token tree placed after the cached
+   * tokens (nodes in DFS preorder, parents[i] = -1 for children of the last cached token). Node i
+   * sits at position length + depth(i) and sees the cache plus its own ancestors. The tree's K/V
+   * occupy the slots after the cache but are not committed: the cache length is unchanged.
+   */
+  async evaluateTree(tokens: number[], parents: number[]): Promise<Float32Array[]> {
+    const n = tokens.length;
+    if (n !== parents.length || n < 1 || n > this.scratch.maxTokens) {
+      throw new GpuError('bad-argument', `evaluateTree: ${n} tokens with ${parents.length} parents (1..${this.scratch.maxTokens} nodes)`);
+    }
+    if (this.length + n > this.capacity) throw new GpuError('too-large', `a tree of ${n} does not fit after ${this.length} cached tokens (context ${this.capacity})`);
+    const { treeEnd, depths } = treeMaskFromParents(parents);
+    const first = this.length;
+    const treeEndBuffer = this.gpu.upload(treeEnd, 'tree end');
+    this.gpu.write(this.ids, Uint32Array.from(tokens));
+    this.gpu.write(this.positions, depths.map((d) => first + d));
+    this.gpu.write(this.slots, Uint32Array.from(tokens, (_, i) => first + i));
+    try {
+      await this.gpu.run((pass) => {
+        this.model.forward(pass, this.scratch, this.caches, {
+          count: n, ids: this.ids, positions: this.positions, slots: this.slots,
+          queryStart: first, kvLen: first + n, mask: { kind: 'tree', treeEnd: treeEndBuffer }, logits: 'all',
+        });
+      }, 'verify tree');
+      const vocab = this.model.config.vocabSize;
+      const logits = await this.gpu.readF32(this.scratch.logits, n * vocab);
+      return Array.from({ length: n }, (_, i) => logits.slice(i * vocab, (i + 1) * vocab));
+    } finally {
+      treeEndBuffer.destroy();
+    }
   }
 
   decode(token: number, signal?: AbortSignal): Promise<void> {
