@@ -10,28 +10,18 @@ import { readGGUF } from '../src/formats/gguf-reader';
 import { type GGUFTensorSpec, type GGUFWriteSpec, encodeGGUF, encodeGGUFParts } from '../src/formats/gguf-writer';
 import { GGMLType as T, rowBytes } from '../src/formats/ggml-types';
 import { dequantize, quantize } from '../src/formats/quantize';
+import { rng } from './random';
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
-function seeded(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function randomBytes(n: number, seed: number): Uint8Array {
-  const r = seeded(seed);
+  const r = rng(seed);
   return Uint8Array.from({ length: n }, () => Math.floor(r() * 256));
 }
 
 function randomF32(n: number, seed: number): Float32Array {
-  const r = seeded(seed);
+  const r = rng(seed);
   return Float32Array.from({ length: n }, () => (r() * 2 - 1) * 2);
 }
 
@@ -433,7 +423,7 @@ describe('GGUF hostile and truncated input', () => {
   });
 
   it('random corruption of the header gives a GGUFError or a valid parse, never anything else', async () => {
-    const r = seeded(99);
+    const r = rng(99);
     const headerEnd = (await readGGUF(valid)).dataOffset;
     let errors = 0;
     for (let trial = 0; trial < 400; trial++) {
