@@ -2,7 +2,8 @@
 // The test fixture writer (test/oracle/llama-fixture.ts) makes the layers; its 359-token
 // vocabulary is widened to SmolLM2's 49152 with filler tokens so the embedding and the tied output
 // head have the real size. Tokenizer content does not matter for speed; llama.cpp just has to load
-// it. Quantizing ~135M values in JS takes a while, so the file is cached under bench/results/tmp/.
+// it. Seeding and quantizing ~135M values takes about 5 s per file, so the file is cached under
+// bench/results/tmp/ (gitignored).
 import { createWriteStream, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { once } from 'node:events';
 import { GGMLType } from '../src/formats/ggml-types';

@@ -16,16 +16,15 @@ interface LlamaSequence {
   clearHistory(): Promise<void>;
 }
 interface LlamaModel {
-  createContext(options: Record<string, unknown>): Promise<{ getSequence(): LlamaSequence; contextSize: number; dispose(): Promise<void> }>;
+  createContext(options: Record<string, unknown>): Promise<{ getSequence(): LlamaSequence; dispose(): Promise<void> }>;
   dispose(): Promise<void>;
 }
 interface Llama {
   loadModel(options: Record<string, unknown>): Promise<LlamaModel>;
   llamaCppRelease: { repo: string; release: string };
-  cpuMathCores?: number;
 }
 
-const LLAMA_RUNS = 3;
+const LLAMA_RUNS = 5;
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -40,6 +39,9 @@ export interface LlamaCppResult {
   decodeMs: number;
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
+  /** Slowest and fastest of the runs, tokens/s. */
+  prefillRange: [number, number];
+  decodeRange: [number, number];
 }
 
 export interface LlamaCppReport {
@@ -83,19 +85,21 @@ export async function benchLlamaCpp(plan: ModelBenchPlan, threads: number, log: 
       const sequence = context.getSequence();
       await timeGeneration(sequence, plan.warmupPrompt, 2);
       await sequence.clearHistory();
-      // A run takes well under a second here, so take three and keep the median of each phase:
-      // llama.cpp's threads wait on each other, and a moment of other work on a shared machine
-      // slows one run a lot.
+      // A run takes well under a second here, so take several and keep the median of each phase:
+      // on a small shared VM, llama.cpp's decode rate varies 2-3x from one run to the next.
       const runs = [];
       for (let i = 0; i < LLAMA_RUNS; i++) {
         runs.push(await timeGeneration(sequence, plan.prompt, plan.decodeTokens));
         await sequence.clearHistory();
       }
-      const t = { prefillMs: median(runs.map((r) => r.prefillMs)), decodeMs: median(runs.map((r) => r.decodeMs)), generated: Math.min(...runs.map((r) => r.generated)) };
+      const prefillRates = runs.map((r) => (plan.prompt.length / r.prefillMs) * 1000);
+      const decodeRates = runs.map((r) => ((r.generated - 1) / r.decodeMs) * 1000);
       const result: LlamaCppResult = {
-        type, promptTokens: plan.prompt.length, generatedTokens: t.generated, prefillMs: t.prefillMs, decodeMs: t.decodeMs,
-        prefillTokensPerSecond: (plan.prompt.length / t.prefillMs) * 1000,
-        decodeTokensPerSecond: ((t.generated - 1) / t.decodeMs) * 1000,
+        type, promptTokens: plan.prompt.length, generatedTokens: Math.min(...runs.map((r) => r.generated)),
+        prefillMs: median(runs.map((r) => r.prefillMs)), decodeMs: median(runs.map((r) => r.decodeMs)),
+        prefillTokensPerSecond: median(prefillRates), decodeTokensPerSecond: median(decodeRates),
+        prefillRange: [Math.min(...prefillRates), Math.max(...prefillRates)],
+        decodeRange: [Math.min(...decodeRates), Math.max(...decodeRates)],
       };
       log(`llama.cpp ${type}: prefill ${result.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${result.decodeTokensPerSecond.toFixed(1)} tok/s`);
       results.push(result);

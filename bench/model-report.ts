@@ -65,9 +65,10 @@ export function formatModelReport(reports: ModelRunReport[], llama: LlamaCppRepo
         }
       }
       if (peer) {
+        const range = ([lo, hi]: [number, number]) => (lo && hi ? ` (${rate(lo)}-${rate(hi)})` : '');
         out.push(phase === 'decode'
-          ? `| llama.cpp CPU, ${llama!.threads} threads | ${type} | ${rate(peer.decodeTokensPerSecond)} | ${fixed(1000 / peer.decodeTokensPerSecond, 1)} | 100% | - | - |`
-          : `| llama.cpp CPU, ${llama!.threads} threads | ${type} | ${rate(peer.prefillTokensPerSecond)} | 100% | - | - | - |`);
+          ? `| llama.cpp CPU, ${llama!.threads} threads | ${type} | ${rate(peer.decodeTokensPerSecond)}${range(peer.decodeRange)} | ${fixed(1000 / peer.decodeTokensPerSecond, 1)} | 100% | - | - |`
+          : `| llama.cpp CPU, ${llama!.threads} threads | ${type} | ${rate(peer.prefillTokensPerSecond)}${range(peer.prefillRange)} | 100% | - | - | - |`);
       }
     }
     return out;
@@ -80,7 +81,7 @@ export function formatModelReport(reports: ModelRunReport[], llama: LlamaCppRepo
     '|---|---|---:|---:|---:|---:|---:|',
     ...rows('decode'),
     '',
-    'Decode roofline: copy bandwidth / weight bytes per token (every weight byte is read once per token; KV-cache reads are left out).',
+    'Decode roofline: copy bandwidth / weight bytes per token (every weight byte is read once per token; KV-cache reads are left out). llama.cpp: the median of its runs, slowest-fastest in brackets.',
     '',
     `### Prefill (${promptTokens}-token prompt)`,
     '',
