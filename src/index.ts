@@ -1,5 +1,18 @@
-// tokenwise: the public ES module. The worker engine (createEngine) comes with the engine issue;
-// today's surface is the in-process pieces it is built from.
+// tokenwise: the public ES module. Most apps need only createEngine(): the engine in a Web Worker
+// (or in-thread), with load-by-URL, streaming generation and chat.completions. The in-process
+// pieces it is built from are exported too, for tools and tests.
+export {
+  createEngine, type CreateEngineOptions, type Engine, type GenerateOptions, type TokenStream,
+  type ChatCompletionRequest, type ChatCompletion, type ChatCompletionChunk, type CompletionUsage,
+} from './engine/engine';
+export {
+  EngineCore, DEFAULT_SESSION, type LoadOptions, type LoadProgress, type ModelInfo, type CompletionRequest,
+  type CompletionResult, type CompletionStats, type SessionOptions as EngineSessionOptions,
+} from './engine/engine-core';
+export { EngineError, type EngineErrorKind } from './engine/errors';
+export { openModelFiles, shardUrls, type ModelSource, type OpenModelOptions, type DownloadProgress } from './loading/model-files';
+export { openGGUFModel, type GGUFModel } from './loading/gguf-model';
+export type { CacheChoice } from './loading/cache';
 export { requestGpu, Gpu, GpuError, type GpuErrorKind, type GpuFeatures, type RequestGpuOptions } from './gpu';
 export { readGGUF, GGUFFile } from './formats/gguf-reader';
 export { bytesSource, blobSource, urlSource, type ByteSource } from './formats/byte-source';

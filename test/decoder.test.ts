@@ -9,30 +9,10 @@ import { Decoder } from '../src/models/decoder';
 import { hfFixture } from './oracle/hf-fixture';
 import { llamaFixture } from './oracle/llama-fixture';
 import { type LlamaOracle, openLlamaOracleOnBytes, oracleUnavailable } from './oracle/llama';
+import { argmax, range, tieGap } from './logits';
 import { rng, testGpu } from './util';
 
 const shape = { nEmbd: 256, nHead: 4, nHeadKv: 2, nLayer: 2, nFf: 512, contextLength: 512 };
-
-function argmax(row: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
-}
-
-/** max - min of a row: the logit range the tolerance refers to. */
-function range(row: ArrayLike<number>): number {
-  let lo = Infinity, hi = -Infinity;
-  for (let i = 0; i < row.length; i++) (lo = Math.min(lo, row[i])), (hi = Math.max(hi, row[i]));
-  return hi - lo;
-}
-
-/**
- * Where we and llama.cpp pick different tokens, llama.cpp's own logits for the two must be close:
- * a near-tie that 8-bit activation rounding can flip. Returns their gap over the logit range.
- */
-function tieGap(want: ArrayLike<number>, ours: number): number {
-  return (want[argmax(want)] - want[ours]) / range(want);
-}
 
 // Even with the same activation rounding, summation order differs, so on quantized weights a flip
 // is allowed only at a near-tie of llama.cpp's own logits.

@@ -1,0 +1,292 @@
+// The engine: one loaded model, its conversations (sessions, each with its own KV cache), and
+// generation with streaming and abort. Everything here takes and returns plain data (and callbacks),
+// so the same object runs in-thread or in a Worker behind Comlink; engine.ts wraps either in the
+// public Engine interface.
+import { type RequestGpuOptions, type Gpu, requestGpu } from '../gpu';
+import type { KvFormat } from '../kernels/kv-cache';
+import { decoderConfigFromGGUF } from '../models/config';
+import { Decoder } from '../models/decoder';
+import { Tokenizer, type ChatMessage } from '../tokenizer';
+import { openGGUFModel } from '../loading/gguf-model';
+import { type DownloadProgress, type ModelSource, type OpenModelOptions, openModelFiles } from '../loading/model-files';
+import { EngineError, toEngineError } from './errors';
+import { type GenerateResult, type GenerationStats, type SamplingParams, generate } from './generate';
+import { Session } from './session';
+
+export interface LoadOptions extends Pick<OpenModelOptions, 'cache' | 'integrity'> {
+  /** Context of each session, in tokens (default: the model's, at most 2048). */
+  contextLength?: number;
+  /** Tokens per prefill step (default 64). */
+  prefillChunk?: number;
+  kvFormat?: KvFormat;
+}
+
+export interface LoadProgress {
+  /** download: file bytes (from the network or the cache); upload: weight bytes to the GPU; compile: shader pipelines. */
+  phase: 'download' | 'upload' | 'compile';
+  loaded: number;
+  total: number;
+  /** Files served from the cache (download phase). */
+  fromCache?: number;
+}
+
+export interface ModelInfo {
+  name: string;
+  architecture: string;
+  vocabSize: number;
+  contextLength: number;
+  sessionContext: number;
+  layers: number;
+  hidden: number;
+  heads: number;
+  kvHeads: number;
+  /** GPU memory the weights take. */
+  weightBytes: number;
+  /** Bytes of the file(s). */
+  fileBytes: number;
+  files: number;
+  hasChatTemplate: boolean;
+  adapter: string;
+}
+
+export interface CompletionRequest extends SamplingParams {
+  /** Text (tokenized with BOS as the model wants), chat messages (rendered with the model's template), or token ids. */
+  prompt?: string;
+  messages?: ChatMessage[];
+  tokens?: number[];
+  /** The conversation whose KV cache to use (createSession); default: the engine's default session. */
+  session?: string;
+  maxTokens?: number;
+  stop?: string[];
+  stopTokens?: number[];
+}
+
+export interface CompletionStats extends GenerationStats {
+  /** Prompt tokens whose K/V were already in the session's cache and were not computed again. */
+  cachedPromptTokens: number;
+  /** KV-cache memory the session holds. */
+  kvBytes: number;
+  /** Tokens in the session's cache after the request. */
+  sessionTokens: number;
+}
+
+export interface CompletionResult extends Omit<GenerateResult, 'stats'> {
+  stats: CompletionStats;
+}
+
+export interface SessionOptions {
+  contextLength?: number;
+  kvFormat?: KvFormat;
+}
+
+interface Loaded {
+  decoder: Decoder;
+  tokenizer: Tokenizer;
+  info: ModelInfo;
+  options: LoadOptions;
+}
+
+interface SessionEntry {
+  session: Session;
+  /** The request running or queued last: the next one waits for it. */
+  tail: Promise<unknown>;
+}
+
+export const DEFAULT_SESSION = 'default';
+
+export class EngineCore {
+  private gpu: Gpu | undefined;
+  private loaded: Loaded | undefined;
+  private readonly sessions = new Map<string, SessionEntry>();
+  private readonly running = new Map<string, AbortController>();
+  private nextSession = 1;
+  /** Loads and unloads one at a time. */
+  private loading: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly gpuOptions: RequestGpuOptions = {}) {}
+
+  /** Loads a model, replacing the one loaded before (only once the new one is ready). */
+  load(source: ModelSource, options: LoadOptions = {}, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+    const job = this.loading.then(() => this.guard(() => this.loadNow(source, options, onProgress)));
+    this.loading = job.catch(() => undefined);
+    return job;
+  }
+
+  private async loadNow(source: ModelSource, options: LoadOptions, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+    const gpu = await this.device();
+    const files = await openModelFiles(source, {
+      cache: options.cache, integrity: options.integrity,
+      onProgress: (p: DownloadProgress) => onProgress?.({ phase: 'download', loaded: p.loaded, total: p.total, fromCache: p.fromCache }),
+    });
+    const model = await openGGUFModel(files);
+    const config = decoderConfigFromGGUF(model.metadata);
+    const tokenizer = Tokenizer.fromGGUFMetadata(model.metadata);
+    const decoder = await Decoder.fromTensors(gpu, config, model.tensors, (p) => onProgress?.({ phase: 'upload', loaded: p.bytesDone, total: p.bytesTotal }));
+    try {
+      const sessionContext = Math.min(options.contextLength ?? 2048, config.contextLength);
+      const info: ModelInfo = {
+        name: model.metadata.getString('general.name') ?? 'model', architecture: config.architecture,
+        vocabSize: config.vocabSize, contextLength: config.contextLength, sessionContext,
+        layers: config.layers, hidden: config.hidden, heads: config.heads, kvHeads: config.kvHeads,
+        weightBytes: decoder.weights.bytes, fileBytes: files.reduce((s, f) => s + f.size, 0), files: files.length,
+        hasChatTemplate: tokenizer.vocab.chatTemplate !== undefined, adapter: gpu.adapterDescription,
+      };
+      await this.compile(gpu, decoder, tokenizer, options, onProgress);
+      this.unloadNow();
+      this.loaded = { decoder, tokenizer, info, options };
+      return info;
+    } catch (error) {
+      decoder.destroy();
+      throw error;
+    }
+  }
+
+  /** Runs a short generation so that every pipeline a request needs is compiled before the first one. */
+  private async compile(gpu: Gpu, decoder: Decoder, tokenizer: Tokenizer, options: LoadOptions, onProgress?: (p: LoadProgress) => void): Promise<void> {
+    onProgress?.({ phase: 'compile', loaded: 0, total: 1 });
+    const session = new Session(gpu, decoder, { contextLength: 32, prefillChunk: options.prefillChunk, kvFormat: options.kvFormat });
+    try {
+      const bos = tokenizer.bosId ?? 0;
+      await generate(gpu, decoder, tokenizer, session, { tokens: [bos, bos], maxTokens: 2, temperature: 0.7, topK: 40, topP: 0.9, seed: 1 });
+    } finally {
+      session.destroy();
+    }
+    onProgress?.({ phase: 'compile', loaded: 1, total: 1 });
+  }
+
+  info(): ModelInfo | undefined {
+    return this.loaded?.info;
+  }
+
+  createSession(options: SessionOptions = {}): string {
+    const { decoder, info, options: loadOptions } = this.model();
+    const id = `session-${this.nextSession++}`;
+    this.sessions.set(id, { session: this.newSession(decoder, info, { ...loadOptions, ...options }), tail: Promise.resolve() });
+    return id;
+  }
+
+  private newSession(decoder: Decoder, info: ModelInfo, options: LoadOptions & SessionOptions): Session {
+    try {
+      return new Session(this.gpu!, decoder, {
+        contextLength: Math.min(options.contextLength ?? info.sessionContext, info.contextLength),
+        prefillChunk: options.prefillChunk, kvFormat: options.kvFormat,
+      });
+    } catch (error) {
+      throw toEngineError(error);
+    }
+  }
+
+  deleteSession(id: string): void {
+    const entry = this.sessions.get(id);
+    if (!entry) throw new EngineError('bad-request', `no session ${JSON.stringify(id)}`);
+    this.sessions.delete(id);
+    // Free its memory once whatever is queued on it has finished.
+    void entry.tail.finally(() => entry.session.destroy());
+  }
+
+  /**
+   * Generates for `request`, streaming text pieces to `onToken`. Requests to one session run one
+   * after another; `abort(requestId)` stops this one at its next step.
+   */
+  generate(requestId: string, request: CompletionRequest, onToken?: (piece: string) => void): Promise<CompletionResult> {
+    return this.guard(async () => {
+      const { decoder, tokenizer, info, options } = this.model();
+      const sessionId = request.session ?? DEFAULT_SESSION;
+      let entry = this.sessions.get(sessionId);
+      if (!entry) {
+        if (sessionId !== DEFAULT_SESSION) throw new EngineError('bad-request', `no session ${JSON.stringify(sessionId)}`);
+        entry = { session: this.newSession(decoder, info, options), tail: Promise.resolve() };
+        this.sessions.set(sessionId, entry);
+      }
+      if (this.running.has(requestId)) throw new EngineError('bad-request', `request id ${requestId} is already in use`);
+      const controller = new AbortController();
+      this.running.set(requestId, controller);
+      const { session } = entry;
+      const run = entry.tail.then(async () => {
+        if (controller.signal.aborted) throw new EngineError('aborted', 'the request was aborted before it started');
+        const ids = this.promptIds(tokenizer, request);
+        // Reuse the cached prefix the conversation shares with this prompt; at least one token
+        // must run to produce logits.
+        let common = 0;
+        while (common < ids.length && common < session.tokens.length && session.tokens[common] === ids[common]) common++;
+        common = Math.min(common, ids.length - 1);
+        session.truncate(common);
+        const result = await generate(this.gpu!, decoder, tokenizer, session, {
+          ...request, tokens: ids.slice(common), signal: controller.signal,
+          onToken: onToken && ((piece) => onToken(piece)),
+        });
+        return {
+          ...result,
+          stats: { ...result.stats, promptTokens: ids.length, cachedPromptTokens: common, kvBytes: session.kvBytes, sessionTokens: session.length },
+        };
+      });
+      entry.tail = run.catch(() => undefined);
+      return run.finally(() => this.running.delete(requestId));
+    });
+  }
+
+  private promptIds(tokenizer: Tokenizer, request: CompletionRequest): number[] {
+    const given = [request.prompt !== undefined, request.messages !== undefined, request.tokens !== undefined].filter(Boolean).length;
+    if (given !== 1) throw new EngineError('bad-request', 'give exactly one of prompt, messages or tokens');
+    if (request.tokens) return request.tokens;
+    if (request.messages) return tokenizer.encodeChat(request.messages, { addGenerationPrompt: true });
+    return tokenizer.encode(request.prompt!, { addSpecial: true });
+  }
+
+  abort(requestId: string): void {
+    this.running.get(requestId)?.abort();
+  }
+
+  /** Frees the model and every session (the device stays for the next load). */
+  unload(): Promise<void> {
+    const job = this.loading.then(() => this.unloadNow());
+    this.loading = job.catch(() => undefined);
+    return job;
+  }
+
+  private unloadNow(): void {
+    for (const controller of this.running.values()) controller.abort();
+    for (const entry of this.sessions.values()) void entry.tail.finally(() => entry.session.destroy());
+    this.sessions.clear();
+    const old = this.loaded;
+    this.loaded = undefined;
+    old?.decoder.destroy();
+  }
+
+  /** Frees all GPU memory, the device included. */
+  async dispose(): Promise<void> {
+    await this.unload();
+    await Promise.all([...this.sessions.values()].map((e) => e.tail));
+    this.gpu?.destroy();
+    this.gpu = undefined;
+  }
+
+  private model(): Loaded {
+    if (this.gpu?.lostError) {
+      this.loaded = undefined;
+      this.sessions.clear();
+      throw toEngineError(this.gpu.lostError);
+    }
+    if (!this.loaded) throw new EngineError('bad-request', 'no model is loaded: call load() first');
+    return this.loaded;
+  }
+
+  /** The device, or a new one when there is none or the old one was lost. */
+  private async device(): Promise<Gpu> {
+    if (this.gpu?.lostError) {
+      this.loaded = undefined;
+      this.sessions.clear();
+      this.gpu = undefined;
+    }
+    this.gpu ??= await requestGpu(this.gpuOptions);
+    return this.gpu;
+  }
+
+  private async guard<T>(body: () => Promise<T>): Promise<T> {
+    try {
+      return await body();
+    } catch (error) {
+      throw toEngineError(error);
+    }
+  }
+}

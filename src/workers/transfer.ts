@@ -1,0 +1,33 @@
+// Errors thrown in the worker arrive in the page as EngineErrors with their kind. Comlink's own
+// handler keeps only name, message and stack, so both sides install this one instead.
+import * as Comlink from 'comlink';
+import { EngineError, toEngineError } from '../engine/errors';
+
+interface SerializedThrow {
+  isError: boolean;
+  value: unknown;
+}
+
+const builtin = Comlink.transferHandlers.get('throw')!;
+
+Comlink.transferHandlers.set('throw', {
+  canHandle: builtin.canHandle,
+  serialize(thrown: unknown): [SerializedThrow, Transferable[]] {
+    const value = (thrown as { value: unknown }).value;
+    if (value instanceof Error) {
+      const error = toEngineError(value);
+      return [{ isError: true, value: { kind: error.kind, message: error.message, stack: error.stack } }, []];
+    }
+    return [{ isError: false, value }, []];
+  },
+  deserialize(serialized: unknown): never {
+    const { isError, value } = serialized as SerializedThrow;
+    if (!isError) throw value;
+    const { kind, message, stack } = value as { kind: EngineError['kind']; message: string; stack?: string };
+    const error = new EngineError(kind, message);
+    if (stack) error.stack = `${error.stack}\n--- in the engine worker ---\n${stack}`;
+    throw error;
+  },
+});
+
+export { Comlink };

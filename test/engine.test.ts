@@ -1,0 +1,186 @@
+// The Engine in-thread (the worker path runs the same core; e2e tests drive it in Chromium):
+// loading from bytes, a Blob, a URL with Range requests, a sharded GGUF and with integrity;
+// streaming that equals plain generate(); chat.completions; abort; sessions with prefix reuse;
+// and errors with kinds after which the engine still works.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEngine, type Engine } from '../src/engine/engine';
+import { EngineError } from '../src/engine/errors';
+import { generate } from '../src/engine/generate';
+import { Session } from '../src/engine/session';
+import { gv } from '../src/formats/gguf';
+import { readGGUF } from '../src/formats/gguf-reader';
+import { encodeGGUF } from '../src/formats/gguf-writer';
+import { Decoder } from '../src/models/decoder';
+import { Tokenizer } from '../src/tokenizer';
+import { llamaFixture, llamaFixtureSpec } from './oracle/llama-fixture';
+import { serveFiles, type TestServer } from './serve';
+import { testGpu } from './util';
+
+const shape = { nEmbd: 128, nHead: 4, nHeadKv: 2, nLayer: 2, nFf: 256, contextLength: 256, seed: 5 };
+const model = llamaFixture(shape) as Uint8Array<ArrayBuffer>;
+const prompt = 'hello world the cat sat on';
+
+/** What plain generate() on a fresh session gives: the reference for the engine's output. */
+async function reference(request: { prompt: string; maxTokens: number }): Promise<number[]> {
+  const gpu = await testGpu();
+  const file = await readGGUF(model);
+  const decoder = await Decoder.load(gpu, file);
+  const session = new Session(gpu, decoder, { contextLength: 256 });
+  try {
+    return (await generate(gpu, decoder, Tokenizer.fromGGUFMetadata(file), session, { ...request, temperature: 0 })).tokens;
+  } finally {
+    session.destroy();
+    decoder.destroy();
+  }
+}
+
+async function kindOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(EngineError);
+    return (error as EngineError).kind;
+  }
+  throw new Error('expected an error');
+}
+
+/** The same model as two llama.cpp-style shards. */
+function shards(): Record<string, Uint8Array> {
+  const { spec } = llamaFixtureSpec(shape);
+  const tensors = spec.tensors!;
+  const half = Math.ceil(tensors.length / 2);
+  const split = (no: number) => [['split.no', gv.u16(no)], ['split.count', gv.u16(2)], ['split.tensors.count', gv.i32(tensors.length)]] as const;
+  return {
+    '/split-00001-of-00002.gguf': encodeGGUF({ metadata: [...(spec.metadata as Iterable<readonly [string, never]>), ...split(0)], tensors: tensors.slice(0, half) }),
+    '/split-00002-of-00002.gguf': encodeGGUF({ metadata: [...split(1)], tensors: tensors.slice(half) }),
+  };
+}
+
+describe('Engine (in-thread)', () => {
+  let engine: Engine;
+  let server: TestServer;
+  let greedy: number[];
+  beforeAll(async () => {
+    engine = createEngine({ worker: false });
+    server = await serveFiles({ '/model.gguf': model, '/not-a-model.gguf': new TextEncoder().encode('<html>nope</html>'), ...shards() });
+    greedy = await reference({ prompt, maxTokens: 12 });
+  });
+  afterAll(async () => {
+    await engine?.dispose();
+    await server?.close();
+  });
+
+  it('loads from bytes with upload and compile progress, and describes the model', async () => {
+    const phases = new Map<string, { loaded: number; total: number }>();
+    const info = await engine.load(model, { onProgress: (p) => phases.set(p.phase, p) });
+    expect(info).toMatchObject({ architecture: 'llama', layers: 2, hidden: 128, heads: 4, kvHeads: 2, files: 1, fileBytes: model.byteLength });
+    for (const phase of ['upload', 'compile']) {
+      const last = phases.get(phase)!;
+      expect(last.total).toBeGreaterThan(0);
+      expect(last.loaded).toBe(last.total);
+    }
+  });
+
+  it('streams pieces that add up to the result, and greedy output equals plain generate()', async () => {
+    const stream = engine.generate({ prompt, maxTokens: 12, temperature: 0, session: await engine.createSession() });
+    const pieces: string[] = [];
+    for await (const piece of stream) pieces.push(piece);
+    const result = await stream.result;
+    expect(pieces.join('')).toBe(result.text);
+    expect(result.tokens).toEqual(greedy);
+    expect(result.stats.kvBytes).toBeGreaterThan(0);
+    expect(result.stats.timeToFirstTokenMs).toBeGreaterThan(0);
+  });
+
+  it('chat.completions.create answers whole and as a stream with the same content', async () => {
+    const messages = [{ role: 'user', content: 'hello world' }];
+    const whole = await engine.chat.completions.create({ messages, max_tokens: 8, temperature: 0 });
+    expect(whole.object).toBe('chat.completion');
+    expect(whole.usage.completion_tokens).toBeGreaterThan(0);
+    expect(whole.usage.total_tokens).toBe(whole.usage.prompt_tokens + whole.usage.completion_tokens);
+    const chunks = [];
+    for await (const chunk of await engine.chat.completions.create({ messages, max_tokens: 8, temperature: 0, stream: true })) chunks.push(chunk);
+    expect(chunks.map((c) => c.choices[0].delta.content ?? '').join('')).toBe(whole.choices[0].message.content);
+    expect(chunks.at(-1)!.choices[0].finish_reason).toBe(whole.choices[0].finish_reason);
+    expect(chunks.at(-1)!.usage?.completion_tokens).toBe(whole.usage.completion_tokens);
+  });
+
+  it('an abort stops the stream early, and the next request on the session is correct', async () => {
+    const session = await engine.createSession();
+    const controller = new AbortController();
+    const stream = engine.generate({ prompt, maxTokens: 200, temperature: 0.9, seed: 3, session, signal: controller.signal });
+    let seen = 0;
+    for await (const piece of stream) {
+      expect(piece.length).toBeGreaterThan(0);
+      if (++seen === 3) controller.abort();
+    }
+    const aborted = await stream.result;
+    expect(aborted.finishReason).toBe('abort');
+    expect(aborted.tokens.length).toBeLessThan(200);
+    const next = await engine.generate({ prompt, maxTokens: 12, temperature: 0, session }).result;
+    expect(next.tokens).toEqual(greedy);
+  });
+
+  it('a continued conversation reuses the cached prefix and gives what a fresh session gives', async () => {
+    const session = await engine.createSession();
+    const first = await engine.generate({ prompt, maxTokens: 6, temperature: 0, session }).result;
+    const longer = `${prompt}${first.text} the mat`;
+    const continued = await engine.generate({ prompt: longer, maxTokens: 8, temperature: 0, session }).result;
+    expect(continued.stats.cachedPromptTokens).toBeGreaterThan(0);
+    const fresh = await engine.generate({ prompt: longer, maxTokens: 8, temperature: 0, session: await engine.createSession() }).result;
+    expect(fresh.stats.cachedPromptTokens).toBe(0);
+    expect(continued.tokens).toEqual(fresh.tokens);
+  });
+
+  it('queues requests to one session and runs them one after another', async () => {
+    const session = await engine.createSession();
+    const results = await Promise.all([1, 2, 3].map(() => engine.generate({ prompt, maxTokens: 12, temperature: 0, session }).result));
+    for (const r of results) expect(r.tokens).toEqual(greedy);
+    await engine.deleteSession(session);
+    expect(await kindOf(engine.generate({ prompt, session }).result)).toBe('bad-request');
+  });
+
+  it('loads by URL with Range requests and download progress, from a Blob, and from shards', async () => {
+    const progress: number[] = [];
+    await engine.load(server.url('/model.gguf'), { cache: 'none', onProgress: (p) => p.phase === 'download' && progress.push(p.loaded / p.total) });
+    expect(server.requests.get('/model.gguf')!.ranged).toBeGreaterThan(1);
+    expect(progress.at(-1)).toBe(1);
+    expect((await engine.generate({ prompt, maxTokens: 12, temperature: 0 }).result).tokens).toEqual(greedy);
+
+    await engine.load(new Blob([model]));
+    expect((await engine.generate({ prompt, maxTokens: 12, temperature: 0 }).result).tokens).toEqual(greedy);
+
+    const info = await engine.load(server.url('/split-00002-of-00002.gguf'), { cache: 'none' });
+    expect(info.files).toBe(2);
+    expect((await engine.generate({ prompt, maxTokens: 12, temperature: 0 }).result).tokens).toEqual(greedy);
+  });
+
+  it('checks SHA-256 integrity', async () => {
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', model));
+    const sri = `sha256-${btoa(String.fromCharCode(...digest))}`;
+    await engine.load(server.url('/model.gguf'), { integrity: sri });
+    const wrong = `sha256-${btoa(String.fromCharCode(...digest.map((b) => b ^ 1)))}`;
+    expect(await kindOf(engine.load(server.url('/model.gguf'), { integrity: wrong }))).toBe('integrity');
+  });
+
+  it('bad input fails with a clear kind and the loaded model keeps working', async () => {
+    await engine.load(model);
+    expect(await kindOf(engine.load(server.url('/missing.gguf'), { cache: 'none' }))).toBe('network');
+    expect(await kindOf(engine.load(server.url('/not-a-model.gguf'), { cache: 'none' }))).toBe('bad-model');
+    expect(await kindOf(engine.load(model.subarray(0, model.byteLength - 100)))).toBe('bad-model');
+    expect(await kindOf(engine.load(model.subarray(0, 5000)))).toBe('bad-model');
+    const qwen35 = llamaFixtureSpec(shape).spec;
+    const renamed = encodeGGUF({ ...qwen35, metadata: [...(qwen35.metadata as Iterable<readonly [string, never]>)].map(([k, v]) => k === 'general.architecture' ? [k, gv.str('mamba')] : [k, v]) as never });
+    expect(await kindOf(engine.load(renamed))).toBe('unsupported');
+    expect(await kindOf(engine.generate({ prompt, session: 'nope' }).result)).toBe('bad-request');
+    expect(await kindOf(engine.generate({ prompt, tokens: [1] }).result)).toBe('bad-request');
+    expect(await kindOf(engine.generate({ tokens: [1, 10 ** 6] }).result)).toBe('bad-request');
+    expect((await engine.generate({ prompt, maxTokens: 12, temperature: 0 }).result).tokens).toEqual(greedy);
+  });
+
+  it('without a model, requests fail as bad requests; dispose frees everything', async () => {
+    const empty = createEngine({ worker: false });
+    expect(await kindOf(empty.generate({ prompt }).result)).toBe('bad-request');
+    await empty.dispose();
+  });
+});
