@@ -3,9 +3,13 @@ import { defineConfig } from '@playwright/test';
 // Debian's chromium (Playwright's own browser download cannot work offline), WebGPU through
 // SwiftShader. navigator.gpu needs a secure context, so pages come from http://127.0.0.1.
 const port = Number(process.env.TOKENWISE_E2E_PORT ?? 5179);
+// Some tests also run the engine in Node (Dawn) to compare with the page: Dawn reads this when it loads.
+process.env.VK_ICD_FILENAMES ??= '/usr/lib/chromium/vk_swiftshader_icd.json';
+process.env.XDG_RUNTIME_DIR ??= '/tmp';
 
 export default defineConfig({
   testDir: 'e2e',
+  globalSetup: './e2e/global-setup.ts',
   timeout: 180_000,
   workers: 1,
   reporter: [['list'], ['json', { outputFile: 'test-reports/e2e.json' }]],

@@ -5,6 +5,8 @@ import { defineConfig } from 'vite';
 // module. base './' keeps worker and asset URLs relative, so the build works from any folder.
 export default defineConfig({
   base: './',
+  // mpa: a missing file is a 404, as on a real server (no fallback to index.html).
+  appType: 'mpa',
   server: { host: '127.0.0.1', port: 5173 },
   worker: { format: 'es' },
   build: {

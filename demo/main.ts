@@ -1,57 +1,182 @@
-// The demo page. Today: the device, and the kernel benchmark live on it. The chat, speculative
-// decoding, KV compression and vision panels come with their issues.
-import { type BenchRow, runSuite } from '../bench/report';
-import { benchCases } from '../bench/suite';
-import { type Gpu, requestGpu } from '../src/gpu';
+// The demo page: the engine in a Web Worker, the built-in model loaded on open (or a URL, a picked
+// or dropped file), streaming generation as text completion or chat, sampling options, and live
+// stats. Everything goes through the public createEngine() API, as a web app would use it.
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import { type ChatMessage, type CompletionResult, createEngine, EngineError, type LoadProgress, type ModelSource } from '../src/index';
+import { startKernelBench } from './kernel-bench';
 
-const info = document.getElementById('device-info')!;
-const button = document.getElementById('run-bench') as HTMLButtonElement;
-const output = document.getElementById('bench-output')!;
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+const engine = createEngine();
+let session: string | undefined;
+let messages: ChatMessage[] = [];
+let running: AbortController | undefined;
+let loaded = false;
 
-function percent(x: number): string {
-  return Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : '–';
+// ---- loading ----
+
+function showProgress(p: LoadProgress): void {
+  const bar = $<HTMLProgressElement>(`progress-${p.phase}`);
+  bar.value = p.total > 0 ? p.loaded / p.total : 0;
+  const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+  $(`progress-${p.phase}-text`).textContent = p.phase === 'compile'
+    ? (p.loaded === p.total ? 'done' : 'compiling shaders…')
+    : `${mib(p.loaded)} / ${mib(p.total)} MiB${p.fromCache ? ' (from cache)' : ''}`;
 }
 
-function showRows(rows: BenchRow[], header: string): void {
-  const table = document.createElement('table');
-  table.innerHTML = '<thead><tr><th>kernel</th><th>ms</th><th>GB/s</th><th>GFLOP/s</th><th>of copy BW</th><th>of FMA</th></tr></thead>';
-  const body = table.createTBody();
-  for (const r of rows) {
-    const tr = body.insertRow();
-    for (const cell of [r.name, r.error ? 'failed' : r.ms.toFixed(3), r.gbps.toFixed(2), r.gflops.toFixed(2), percent(r.ofCopy), percent(r.ofFma)]) tr.insertCell().textContent = cell;
-  }
-  const caption = document.createElement('p');
-  caption.textContent = header;
-  output.replaceChildren(caption, table);
+function showError(where: HTMLElement, error: unknown): void {
+  where.className = 'error';
+  where.textContent = error instanceof EngineError ? `${error.kind}: ${error.message}` : String(error instanceof Error ? error.message : error);
 }
 
-async function runBench(gpu: Gpu): Promise<void> {
-  button.disabled = true;
-  const rows: BenchRow[] = [];
+async function load(source: ModelSource, label: string): Promise<void> {
+  const status = $('model-status');
+  for (const phase of ['download', 'upload', 'compile']) showProgress({ phase: phase as LoadProgress['phase'], loaded: 0, total: 0 });
+  status.className = '';
+  status.textContent = `Loading ${label}…`;
+  setBusy(true);
   try {
-    const report = await runSuite(gpu, benchCases({ quick: true }), 'this browser', {
-      quick: true,
-      onRow: (row) => {
-        rows.push(row);
-        showRows(rows, `Running… ${rows.length} kernels measured`);
-      },
-    });
-    showRows(report.rows, `Copy bandwidth ${report.copyGBps.toFixed(2)} GB/s, FMA ${report.fmaGflops.toFixed(2)} GFLOP/s, measured in this run (${report.timing} timing).`);
+    const info = await engine.load(source, { onProgress: showProgress });
+    loaded = true;
+    session = await engine.createSession();
+    messages = [];
+    $('transcript').replaceChildren();
+    status.textContent = `${info.name}: ${info.architecture}, ${info.layers} layers, hidden ${info.hidden}, ${info.heads}/${info.kvHeads} heads, vocabulary ${info.vocabSize}, ` +
+      `context ${info.sessionContext}; ${(info.weightBytes / 2 ** 20).toFixed(1)} MiB of weights on ${info.adapter}` + (info.hasChatTemplate ? '; has a chat template' : '; no chat template (a text model)');
+    status.dataset.loaded = label;
+    const mode = info.hasChatTemplate ? 'chat' : 'complete';
+    document.querySelector<HTMLInputElement>(`input[name=mode][value=${mode}]`)!.checked = true;
   } catch (error) {
-    output.textContent = `Benchmark failed: ${error instanceof Error ? error.message : String(error)}`;
-    output.className = 'error';
+    showError(status, error);
   } finally {
-    button.disabled = false;
+    setBusy(false);
   }
 }
 
-try {
-  const gpu = await requestGpu();
-  const features = Object.entries(gpu.features).map(([name, on]) => `${name}: ${on ? 'yes' : 'no'}`).join(', ');
-  info.textContent = `${gpu.adapterDescription} — ${features}; max storage binding ${(gpu.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB, workgroup storage ${gpu.limits.maxComputeWorkgroupStorageSize} B`;
-  button.disabled = false;
-  button.addEventListener('click', () => void runBench(gpu));
-} catch (error) {
-  info.className = 'error';
-  info.textContent = String(error instanceof Error ? error.message : error);
+$('load-builtin').addEventListener('click', () => {
+  const path = $<HTMLSelectElement>('builtin').value;
+  void load(new URL(path, location.href).href, path);
+});
+$('load-url').addEventListener('click', () => {
+  const url = $<HTMLInputElement>('url').value.trim();
+  if (url) void load(url, url);
+});
+$('file').addEventListener('change', () => {
+  const file = $<HTMLInputElement>('file').files?.[0];
+  if (file) void load(file, file.name);
+});
+const drop = $('drop');
+drop.addEventListener('dragover', (e) => {
+  e.preventDefault();
+  drop.classList.add('over');
+});
+drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+drop.addEventListener('drop', (e) => {
+  e.preventDefault();
+  drop.classList.remove('over');
+  const file = e.dataTransfer?.files[0];
+  if (file) void load(file, file.name);
+});
+
+// ---- generation ----
+
+function number(id: string): number | undefined {
+  const value = $<HTMLInputElement>(id).valueAsNumber;
+  return Number.isFinite(value) ? value : undefined;
 }
+
+function setBusy(busy: boolean): void {
+  $<HTMLButtonElement>('send').disabled = busy || !loaded;
+  $<HTMLButtonElement>('stop').disabled = !busy || !running;
+  for (const id of ['load-builtin', 'load-url']) $<HTMLButtonElement>(id).disabled = busy;
+}
+
+function addTurn(role: string, text: string): HTMLElement {
+  const turn = document.createElement('div');
+  turn.className = `turn ${role}`;
+  turn.textContent = text;
+  $('transcript').append(turn);
+  return turn;
+}
+
+async function send(): Promise<void> {
+  const text = $<HTMLTextAreaElement>('prompt').value;
+  if (!text || !session) return;
+  const chat = document.querySelector<HTMLInputElement>('input[name=mode]:checked')!.value === 'chat';
+  running = new AbortController();
+  setBusy(true);
+  const sampling = {
+    maxTokens: number('max-tokens'), temperature: number('temperature'), topK: number('top-k'), topP: number('top-p'),
+    minP: number('min-p'), repetitionPenalty: number('repetition-penalty'), seed: number('seed'),
+  };
+  if (chat) messages.push({ role: 'user', content: text });
+  addTurn('user', text);
+  const reply = addTurn('assistant', '');
+  reply.classList.add('streaming');
+  const times: number[] = [];
+  let last = performance.now();
+  const stream = engine.generate({ ...sampling, session, signal: running.signal, ...(chat ? { messages } : { prompt: text }) });
+  try {
+    for await (const piece of stream) {
+      reply.textContent += piece;
+      const now = performance.now();
+      times.push(now - last);
+      last = now;
+      plotTokenTimes(times);
+    }
+    const result = await stream.result;
+    reply.dataset.tokens = JSON.stringify(result.tokens);
+    reply.dataset.finish = result.finishReason;
+    if (chat) messages.push({ role: 'assistant', content: result.text });
+    showStats(result);
+  } catch (error) {
+    showError(reply, error);
+  } finally {
+    reply.classList.remove('streaming');
+    running = undefined;
+    setBusy(false);
+  }
+}
+
+$('send').addEventListener('click', () => void send());
+$('stop').addEventListener('click', () => running?.abort());
+$('new-conversation').addEventListener('click', async () => {
+  if (!session) return;
+  running?.abort();
+  await engine.deleteSession(session).catch(() => undefined);
+  session = await engine.createSession();
+  messages = [];
+  $('transcript').replaceChildren();
+});
+
+// ---- stats ----
+
+function showStats(r: CompletionResult): void {
+  const s = r.stats;
+  $('stat-prefill').textContent = `${s.prefillTokensPerSecond.toFixed(1)} tok/s`;
+  $('stat-decode').textContent = `${s.decodeTokensPerSecond.toFixed(1)} tok/s`;
+  $('stat-ttft').textContent = `${s.timeToFirstTokenMs.toFixed(0)} ms`;
+  $('stat-kv').textContent = `${(s.kvBytes / 2 ** 20).toFixed(2)} MiB, ${s.sessionTokens} tokens`;
+  $('stat-prompt').textContent = `${s.promptTokens} / ${s.cachedPromptTokens} reused`;
+  $('stat-generated').textContent = `${s.generatedTokens} (${r.finishReason})`;
+}
+
+let chart: uPlot | undefined;
+function plotTokenTimes(times: number[]): void {
+  const data: uPlot.AlignedData = [times.map((_, i) => i + 1), times];
+  if (!chart) {
+    chart = new uPlot({
+      width: Math.min(880, $('chart').clientWidth || 880), height: 180,
+      scales: { x: { time: false } },
+      axes: [{ label: 'token' }, { label: 'ms since the previous token' }],
+      series: [{}, { label: 'ms/token', stroke: '#3465a4', width: 1.5 }],
+    }, data, $('chart'));
+  } else {
+    chart.setData(data);
+  }
+}
+
+// ---- start ----
+
+void startKernelBench();
+$('load-builtin').click();

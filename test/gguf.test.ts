@@ -412,7 +412,7 @@ describe('GGUF hostile and truncated input', () => {
     await expectGGUFError(tensor([1n << 62n], T.F32, 0), /dimension 0 of tensor w at byte \d+ is absurd/);
     await expectGGUFError(tensor([1 << 30, 1 << 30], T.F32, 0), /tensor w: element count of dims \[1073741824, 1073741824\] overflows/);
     await expectGGUFError(tensor([16], T.F32, 4), /tensor w: data offset 4 is not a multiple of the alignment 32/);
-    await expectGGUFError(tensor([16], T.F32, 64), /tensor w: data at bytes \d+\.\.\d+ is past the end of the file/);
+    await expectGGUFError(tensor([16], T.F32, 64), /truncated or corrupt: tensor w: data at bytes \d+\.\.\d+ is past the end of the file/);
     await expectGGUFError(tensor([1024], T.F32, 0), /past the end of the file/);
     await expectGGUFError(tensor([40], T.Q8_0, 0), /rows of 40 elements are not a multiple of the Q8_0 block size 32/);
     // An unknown type parses (the loader decides), with a clear error when read.

@@ -295,7 +295,9 @@ export async function readGGUF(source: ByteSource | ArrayBuffer | ArrayBufferVie
     const legacy: Record<number, string> = { 0x67676d6c: 'GGML', 0x67676d66: 'GGMF', 0x67676a74: 'GGJT', 0x67676c61: 'GGLA' };
     if (legacy[magic]) throw new GGUFError(`this is a legacy ${legacy[magic]} file, not GGUF; convert it with a current llama.cpp`);
     const hex = [0, 1, 2, 3].map((i) => ((magic >>> (8 * i)) & 0xff).toString(16).padStart(2, '0')).join(' ');
-    throw new GGUFError(`not a GGUF file: bad magic (bytes ${hex}, expected 47 47 55 46 "GGUF")`);
+    // A server that answers a wrong URL with a web page is the usual way to get here.
+    const html = (magic & 0xff) === 0x3c ? ': it starts with "<", so it looks like an HTML or XML page' : '';
+    throw new GGUFError(`not a GGUF file${html}: bad magic (bytes ${hex}, expected 47 47 55 46 "GGUF")`);
   }
   const version = cur.u32();
   if (!GGUF_SUPPORTED_VERSIONS.includes(version)) {
@@ -365,7 +367,7 @@ export async function readGGUF(source: ByteSource | ArrayBuffer | ArrayBufferVie
       throw new GGUFError(`tensor ${name}: data offset ${offset} is not a multiple of the alignment ${alignment}`);
     }
     if (offset + (nbytes ?? 0) > dataSize) {
-      throw new GGUFError(`tensor ${name}: data at bytes ${dataOffset + offset}..${dataOffset + offset + (nbytes ?? 0)} is past the end of the file (${src.size} bytes)`);
+      throw new GGUFError(`file is truncated or corrupt: tensor ${name}: data at bytes ${dataOffset + offset}..${dataOffset + offset + (nbytes ?? 0)} is past the end of the file (${src.size} bytes)`);
     }
     return {
       name, dims, type, typeName: typeName(type), offset, fileOffset: dataOffset + offset, elements, nbytes,
