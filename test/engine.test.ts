@@ -4,6 +4,8 @@
 // and errors with kinds after which the engine still works.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../src/engine/engine';
+import { EngineCore } from '../src/engine/engine-core';
+import type { Gpu } from '../src/gpu';
 import { EngineError } from '../src/engine/errors';
 import { generate } from '../src/engine/generate';
 import { Session } from '../src/engine/session';
@@ -176,6 +178,27 @@ describe('Engine (in-thread)', () => {
     expect(await kindOf(engine.generate({ prompt, tokens: [1] }).result)).toBe('bad-request');
     expect(await kindOf(engine.generate({ tokens: [1, 10 ** 6] }).result)).toBe('bad-request');
     expect((await engine.generate({ prompt, maxTokens: 12, temperature: 0 }).result).tokens).toEqual(greedy);
+  });
+
+  it('a request over the session\'s context fails as too-large, and the session still works', async () => {
+    if (!(await engine.info())) await engine.load(model);
+    const session = await engine.createSession({ contextLength: 32 });
+    expect(await kindOf(engine.generate({ prompt, maxTokens: 100, session }).result)).toBe('too-large');
+    expect((await engine.generate({ prompt, maxTokens: 12, temperature: 0, session }).result).tokens).toEqual(greedy);
+  });
+
+  it('after the device is lost, requests say so, and the next load gets a new device', async () => {
+    const core = new EngineCore();
+    try {
+      await core.load(model);
+      (core as unknown as { gpu: Gpu }).gpu.device.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await kindOf(core.generate('r1', { prompt, maxTokens: 4 }))).toBe('device-lost');
+      await core.load(model);
+      expect((await core.generate('r2', { prompt, maxTokens: 12, temperature: 0 })).tokens).toEqual(greedy);
+    } finally {
+      await core.dispose();
+    }
   });
 
   it('without a model, requests fail as bad requests; dispose frees everything', async () => {
