@@ -160,7 +160,7 @@ export async function generate(gpu: Gpu, model: Decoder, tokenizer: Tokenizer, s
 }
 
 /** Index where the earliest stop string occurs in `text`, or -1. */
-function findStop(text: string, stops: string[]): number {
+export function findStop(text: string, stops: string[]): number {
   let at = -1;
   for (const s of stops) {
     const i = text.indexOf(s);

@@ -2,7 +2,8 @@
 // and the tokens it has seen. Buffers are allocated once and reused every step.
 import { type Gpu, GpuError } from '../gpu';
 import { treeMaskFromParents } from '../kernels/attention';
-import { type KvCache, type KvFormat, PAGE, createKvCache, destroyKvCache, identityPageTable } from '../kernels/kv-cache';
+import { type KvCache, type KvFormat, PAGE, createKvCache, destroyKvCache, identityPageTable, kvMove } from '../kernels/kv-cache';
+import { argmax } from '../kernels/softmax';
 import type { Decoder, DecoderScratch } from '../models/decoder';
 import { AbortError } from './generate';
 
@@ -27,6 +28,7 @@ export class Session {
   private readonly positions: GPUBuffer;
   private readonly slots: GPUBuffer;
   private readonly pageTable: GPUBuffer;
+  private readonly treeArgmax: GPUBuffer;
 
   constructor(
     private readonly gpu: Gpu,
@@ -54,6 +56,7 @@ export class Session {
     this.positions = gpu.buffer(chunk * 4, 'positions');
     this.slots = gpu.buffer(chunk * 4, 'slots');
     this.sampledToken = gpu.buffer(4, 'sampled token');
+    this.treeArgmax = gpu.buffer(chunk * 4, 'tree argmax');
   }
 
   get length(): number {
@@ -145,6 +148,76 @@ export class Session {
     }
   }
 
+  /**
+   * Greedy speculative verification on the GPU: runs the tree (as evaluateTree) and returns, per
+   * node, the target's argmax token after it. Only those ids come back, never the logits. The
+   * tree's K/V sit uncommitted after the cache until commitTree() keeps a path of it.
+   */
+  async verifyTreeGreedy(tokens: number[], parents: number[]): Promise<Uint32Array> {
+    const n = tokens.length;
+    if (n !== parents.length || n < 1 || n > this.scratch.maxTokens) {
+      throw new GpuError('bad-argument', `verifyTreeGreedy: ${n} tokens with ${parents.length} parents (1..${this.scratch.maxTokens} nodes)`);
+    }
+    if (this.length + n > this.capacity) throw new GpuError('too-large', `a tree of ${n} does not fit after ${this.length} cached tokens (context ${this.capacity})`);
+    const { treeEnd, depths } = treeMaskFromParents(parents);
+    const first = this.length;
+    const treeEndBuffer = this.gpu.upload(treeEnd, 'tree end');
+    this.gpu.write(this.ids, Uint32Array.from(tokens));
+    this.gpu.write(this.positions, depths.map((d) => first + d));
+    this.gpu.write(this.slots, Uint32Array.from(tokens, (_, i) => first + i));
+    try {
+      await this.gpu.run((pass) => {
+        this.model.forward(pass, this.scratch, this.caches, {
+          count: n, ids: this.ids, positions: this.positions, slots: this.slots,
+          queryStart: first, kvLen: first + n, mask: { kind: 'tree', treeEnd: treeEndBuffer }, logits: 'all',
+        });
+        argmax(this.gpu, pass, { x: this.scratch.logits, out: this.treeArgmax, rows: n, n: this.model.config.vocabSize });
+      }, 'verify tree');
+      return await this.gpu.readU32(this.treeArgmax, n);
+    } finally {
+      treeEndBuffer.destroy();
+    }
+  }
+
+  /**
+   * Keeps one root-to-leaf path of the tree last verified: `path` lists node indices in DFS order
+   * (the root, index 0, first; each a child of the one before). Their K/V move to the slots right
+   * after the cache, in every layer, and their tokens join the cache; the other nodes are dropped.
+   */
+  async commitTree(tokens: number[], path: number[]): Promise<void> {
+    const first = this.length;
+    const moves: number[] = [];
+    path.forEach((node, i) => {
+      if (i > 0 && node <= path[i - 1]) throw new GpuError('bad-argument', `commitTree: path ${path.join(',')} is not in DFS order`);
+      if (node !== i) moves.push(first + node, first + i);
+    });
+    if (moves.length) {
+      const pairs = this.gpu.upload(Uint32Array.from(moves), 'kv moves');
+      try {
+        await this.gpu.run((pass) => {
+          for (const cache of this.caches) kvMove(this.gpu, pass, { cache, pairs, count: moves.length / 2 });
+        }, 'commit tree');
+      } finally {
+        pairs.destroy();
+      }
+    }
+    this.tokens.push(...path.map((node) => tokens[node]));
+  }
+
+  /** Appends `tokens` to the cache and returns the model's greedy choice after the last one. */
+  async feedGreedy(tokens: number[]): Promise<number> {
+    const chunk = this.scratch.maxTokens;
+    let start = 0;
+    while (tokens.length - start > chunk) {
+      await this.prefill(tokens.slice(start, start + chunk));
+      start += chunk;
+    }
+    const rest = tokens.slice(start);
+    const next = await this.verifyTreeGreedy(rest, rest.map((_, i) => i - 1));
+    this.tokens.push(...rest);
+    return next[rest.length - 1];
+  }
+
   decode(token: number, signal?: AbortSignal): Promise<void> {
     return this.prefill([token], signal);
   }
@@ -161,6 +234,6 @@ export class Session {
 
   destroy(): void {
     this.caches.forEach(destroyKvCache);
-    for (const b of [this.pageTable, this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
+    for (const b of [this.pageTable, this.treeArgmax, this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
   }
 }

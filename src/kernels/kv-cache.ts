@@ -15,7 +15,7 @@
 // has its own pack2x16float(scale, min) u32 in a separate scales buffer [slot][kvHead][headDim/G]
 // (int8 stores min = 0). K is quantized after RoPE.
 import { type Binding, type Gpu, check, grid } from '../gpu';
-import { KV_WRITE_WORKGROUP, kvHasScales, kvWriteWgsl } from '../shaders/kv-cache';
+import { KV_MOVE_WORKGROUP, KV_WRITE_WORKGROUP, kvHasScales, kvMoveWgsl, kvWriteWgsl } from '../shaders/kv-cache';
 
 export const PAGE = 16;
 export type KvFormat = 'f32' | 'f16' | 'int8' | 'int4';
@@ -101,4 +101,24 @@ export function kvWrite(gpu: Gpu, pass: GPUComputePassEncoder, args: { cache: Kv
 /** K, V and (int8/int4 only) their scales, in the order the attention kernels declare them. */
 export function kvBindings(cache: KvCache): GPUBuffer[] {
   return kvHasScales(cache.format) ? [cache.k, cache.v, cache.kScales, cache.vScales] : [cache.k, cache.v];
+}
+
+/**
+ * Moves whole slots within the cache, all heads, K and V (and scales): for each pair in order,
+ * slot `to` gets what slot `from` holds. `pairs` is u32 [count][from, to]. The pairs run in order,
+ * so moving accepted speculative nodes forward (to <= from, ascending) is safe in place.
+ */
+export function kvMove(gpu: Gpu, pass: GPUComputePassEncoder, args: { cache: KvCache; pairs: Binding; count: number }): void {
+  const { cache, count } = args;
+  check(Number.isInteger(count) && count >= 0, `kvMove: bad count ${count}`);
+  if (count === 0) return;
+  const pipeline = gpu.pipeline('kv-move', () => kvMoveWgsl);
+  const dataWords = cache.kvHeads * wordsPerHead(cache.format, cache.headDim);
+  const scaleWords = cache.kvHeads * (cache.headDim / cache.group);
+  const buffers: Array<[GPUBuffer, number]> = [[cache.k, dataWords], [cache.v, dataWords]];
+  if (kvHasScales(cache.format)) buffers.push([cache.kScales, scaleWords], [cache.vScales, scaleWords]);
+  for (const [data, rowWords] of buffers) {
+    const params = gpu.uniform(new Uint32Array([count, rowWords]));
+    gpu.dispatch(pass, pipeline, [args.pairs, cache.pageTable, data, params], grid(Math.ceil(rowWords / KV_MOVE_WORKGROUP)));
+  }
 }

@@ -1,0 +1,129 @@
+// Speculative generation, greedy: each step verifies [root, ...draft tree] in one forward pass of
+// the target (tree attention, positions prefix + depth), keeps the longest path whose tokens are
+// the target's own greedy choices, commits that path's K/V, and emits its tokens plus the target's
+// next choice. The output is the target's greedy output; only token ids leave the GPU.
+import { GpuError } from '../../gpu';
+import type { Decoder } from '../../models/decoder';
+import type { Tokenizer } from '../../tokenizer';
+import { EngineError } from '../errors';
+import { type GenerateRequest, type GenerateResult, findStop } from '../generate';
+import type { Session } from '../session';
+import { type Strategy, acceptGreedy } from './strategy';
+
+export interface SpeculativeStats {
+  strategy: string;
+  /** Target forward passes after the prompt. */
+  steps: number;
+  drafted: number;
+  accepted: number;
+  /** Mean tokens emitted per verify step, the bonus token included (MAT). */
+  tokensPerStep: number;
+  /** Accepted over drafted. */
+  acceptanceRate: number;
+}
+
+export interface SpeculativeResult extends GenerateResult {
+  speculative: SpeculativeStats;
+}
+
+export interface SpeculativeOptions {
+  /** Most draft nodes per step (default 16); also bounded by the session's prefill chunk. */
+  maxNodes?: number;
+}
+
+export async function generateSpeculative(
+  model: Decoder, tokenizer: Tokenizer, session: Session, request: GenerateRequest, strategy: Strategy, options: SpeculativeOptions = {},
+): Promise<SpeculativeResult> {
+  if ((request.temperature ?? 0) !== 0) {
+    throw new EngineError('bad-request', 'speculative decoding runs greedy (temperature 0) for now; sampling comes with lossless speculative sampling');
+  }
+  const prompt = request.tokens ?? tokenizer.encode(request.prompt ?? '', { addSpecial: true });
+  if (prompt.length === 0) throw new GpuError('bad-argument', 'generate: empty prompt (give text or at least one token)');
+  const vocab = model.config.vocabSize;
+  const bad = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
+  if (bad !== undefined) throw new GpuError('bad-argument', `generate: token id ${bad} is outside the vocabulary (${vocab})`);
+  const maxTokens = request.maxTokens ?? 256;
+  if (session.length + prompt.length + maxTokens > session.capacity) {
+    throw new GpuError('too-large', `generate: ${session.length} cached + ${prompt.length} prompt + ${maxTokens} new tokens exceed the session's context of ${session.capacity}`);
+  }
+  const stopIds = new Set(request.stopTokens ?? []);
+  const stops = request.stop?.filter((s) => s.length > 0) ?? [];
+  const decoder = tokenizer.streamingDecoder();
+  const maxNodes = Math.min(options.maxNodes ?? 16, session.scratch.maxTokens - 1);
+  const base = session.length;
+
+  const start = performance.now();
+  await session.prefill(prompt.slice(0, -1), request.signal);
+  let root = prompt.at(-1)!;
+  const out: number[] = [];
+  let text = '';
+  let finishReason = 'length' as GenerateResult['finishReason'];
+  let firstTokenAt = 0;
+  const stats: SpeculativeStats = { strategy: strategy.name, steps: 0, drafted: 0, accepted: 0, tokensPerStep: 0, acceptanceRate: 0 };
+
+  /** Emits one token; false when generation must stop before it. */
+  const emit = (id: number): boolean => {
+    if (tokenizer.isEndOfGeneration(id) || stopIds.has(id)) {
+      finishReason = 'stop';
+      return false;
+    }
+    out.push(id);
+    const piece = decoder.push(id);
+    text += piece;
+    const stopAt = stops.length ? findStop(text, stops) : -1;
+    if (stopAt >= 0) {
+      text = text.slice(0, stopAt);
+      finishReason = 'stop';
+      return false;
+    }
+    if (piece) request.onToken?.(piece, id);
+    return out.length < maxTokens;
+  };
+
+  for (;;) {
+    if (request.signal?.aborted) {
+      finishReason = 'abort';
+      break;
+    }
+    const budget = Math.min(maxNodes, maxTokens - out.length - 1, session.capacity - session.length - 1);
+    const tree = budget > 0 ? await strategy.propose(session.tokens, root, budget) : { tokens: [], parents: [] };
+    const nodes = [root, ...tree.tokens.slice(0, Math.max(0, budget))];
+    const parents = [-1, ...tree.parents.slice(0, nodes.length - 1).map((p) => p + 1)];
+    const targetNext = await session.verifyTreeGreedy(nodes, parents);
+    const { path, bonus } = acceptGreedy(nodes, parents, targetNext);
+    await session.commitTree(nodes, path);
+    await strategy.observe?.({ nodes, parents, targetNext, path });
+    stats.steps++;
+    stats.drafted += nodes.length - 1;
+    stats.accepted += path.length - 1;
+    if (!firstTokenAt) firstTokenAt = performance.now();
+    let more = true;
+    for (const node of [...path.slice(1).map((i) => nodes[i]), bonus]) {
+      if (!(more = emit(node))) break;
+    }
+    if (!more) break;
+    root = bonus;
+  }
+  // Leave the cache as plain generation does: the prompt and every emitted token but the last.
+  session.truncate(Math.min(session.length, base + prompt.length + Math.max(0, out.length - 1)));
+  if (finishReason !== 'stop') {
+    const rest = decoder.flush();
+    text += rest;
+    if (rest) request.onToken?.(rest, -1);
+  }
+  const end = performance.now();
+  const prefillMs = firstTokenAt ? firstTokenAt - start : 0;
+  const decodeMs = firstTokenAt ? end - firstTokenAt : 0;
+  stats.tokensPerStep = stats.steps ? out.length / stats.steps : 0;
+  stats.acceptanceRate = stats.drafted ? stats.accepted / stats.drafted : 0;
+  return {
+    text, tokens: out, finishReason, speculative: stats,
+    stats: {
+      promptTokens: prompt.length, generatedTokens: out.length, prefillMs, decodeMs,
+      prefillTokensPerSecond: prefillMs > 0 ? (prompt.length / prefillMs) * 1000 : 0,
+      decodeTokensPerSecond: decodeMs > 0 && out.length > 1 ? ((out.length - 1) / decodeMs) * 1000 : 0,
+      timeToFirstTokenMs: prefillMs,
+    },
+  };
+}
+

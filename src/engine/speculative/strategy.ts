@@ -1,0 +1,56 @@
+// Speculative decoding strategies: each proposes a draft tree after the committed text, the
+// engine verifies the whole tree in one forward pass of the target model, keeps the longest path
+// the target agrees with, and tells the strategy what happened.
+
+/** Draft nodes in DFS preorder; parents[i] is the index of node i's parent, or -1 for a child of the root. */
+export interface DraftTree {
+  tokens: number[];
+  parents: number[];
+}
+
+export interface VerifiedStep {
+  /** The root (the last emitted token, not yet in the cache) and the draft: [root, ...tree.tokens]. */
+  nodes: number[];
+  /** parents of `nodes` (the root's is -1). */
+  parents: number[];
+  /** The target's greedy choice after each node. */
+  targetNext: Uint32Array;
+  /** Node indices kept, the root first. */
+  path: number[];
+}
+
+export interface Strategy {
+  readonly name: string;
+  /**
+   * A draft to follow `context` (the tokens in the target's cache) and `root` (the token emitted
+   * last, not yet in the cache), with at most `budget` nodes. An empty tree means plain decoding.
+   */
+  propose(context: readonly number[], root: number, budget: number): Promise<DraftTree> | DraftTree;
+  /** Learns from the verified step. */
+  observe?(step: VerifiedStep): void | Promise<void>;
+  /** Frees what the strategy holds on the GPU. */
+  destroy?(): void;
+}
+
+export const EMPTY_TREE: DraftTree = { tokens: [], parents: [] };
+
+/** A chain of drafts: each the child of the one before. */
+export function chain(tokens: number[]): DraftTree {
+  return { tokens, parents: tokens.map((_, i) => i - 1) };
+}
+
+/**
+ * Walks the verified tree from the root while a child holds the target's choice; returns the
+ * kept node indices (root first) and the bonus token: the target's choice after the last of them.
+ */
+export function acceptGreedy(nodes: readonly number[], parents: readonly number[], targetNext: Uint32Array): { path: number[]; bonus: number } {
+  const children: number[][] = nodes.map(() => []);
+  parents.forEach((p, i) => p >= 0 && children[p].push(i));
+  const path = [0];
+  for (;;) {
+    const current = path.at(-1)!;
+    const next = children[current].find((c) => nodes[c] === targetNext[current]);
+    if (next === undefined) return { path, bonus: targetNext[current] };
+    path.push(next);
+  }
+}

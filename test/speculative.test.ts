@@ -1,0 +1,136 @@
+// Greedy speculative decoding is lossless: every strategy gives plain greedy decoding's tokens
+// (a divergence is allowed only at a near-tie of the target's logits, where the verify pass's
+// M-row matmuls and the decode's 1-row ones may round differently), over long generations that
+// cross KV pages; a committed path leaves the cache as a fresh prefill of the same text would.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generate } from '../src/engine/generate';
+import { Session } from '../src/engine/session';
+import { DraftModel } from '../src/engine/speculative/draft-model';
+import { generateSpeculative } from '../src/engine/speculative/generate';
+import { PromptLookup } from '../src/engine/speculative/prompt-lookup';
+import { type Strategy, acceptGreedy, chain } from '../src/engine/speculative/strategy';
+import { readGGUF } from '../src/formats/gguf-reader';
+import { Decoder } from '../src/models/decoder';
+import { Tokenizer } from '../src/tokenizer';
+import { argmax, range, relativeDiff } from './logits';
+import { llamaFixture } from './oracle/llama-fixture';
+import { testGpu } from './util';
+
+const shape = { nEmbd: 128, nHead: 4, nHeadKv: 2, nLayer: 2, nFf: 256, contextLength: 512 };
+const NEAR_TIE = 1e-3;
+
+describe('greedy speculative decoding', () => {
+  let target: Decoder;
+  let other: Decoder;
+  let tokenizer: Tokenizer;
+  beforeAll(async () => {
+    const gpu = await testGpu();
+    const file = await readGGUF(llamaFixture({ ...shape, seed: 21 }));
+    target = await Decoder.load(gpu, file);
+    other = await Decoder.load(gpu, await readGGUF(llamaFixture({ ...shape, seed: 22 })));
+    tokenizer = Tokenizer.fromGGUFMetadata(file);
+  });
+  afterAll(() => {
+    target?.destroy();
+    other?.destroy();
+  });
+
+  const prompt = 'the cat sat on the mat and the cat sat on the mat and the cat';
+
+  async function plain(maxTokens: number): Promise<number[]> {
+    const gpu = await testGpu();
+    const session = new Session(gpu, target, { contextLength: 512, prefillChunk: 32 });
+    try {
+      return (await generate(gpu, target, tokenizer, session, { prompt, maxTokens, temperature: 0 })).tokens;
+    } finally {
+      session.destroy();
+    }
+  }
+
+  /** Where two greedy runs differ, the target's top two logits there must be a near-tie. */
+  async function expectSameOrNearTie(got: number[], want: number[]): Promise<void> {
+    const at = got.findIndex((t, i) => t !== want[i]);
+    if (at < 0 && got.length === want.length) return;
+    const gpu = await testGpu();
+    const session = new Session(gpu, target, { contextLength: 512, prefillChunk: 32 });
+    const logits = (await session.evaluate([...tokenizer.encode(prompt, { addSpecial: true }), ...want.slice(0, at)])).at(-1)!;
+    session.destroy();
+    const gap = (logits[argmax(logits)] - logits[got[at]]) / range(logits);
+    console.log(`speculative output differs from plain at token ${at}: gap ${gap.toExponential(2)} of the range`);
+    expect(gap).toBeLessThan(NEAR_TIE);
+  }
+
+  async function speculative(strategy: Strategy, maxTokens: number) {
+    const gpu = await testGpu();
+    const session = new Session(gpu, target, { contextLength: 512, prefillChunk: 32 });
+    try {
+      const result = await generateSpeculative(target, tokenizer, session, { prompt, maxTokens, temperature: 0 }, strategy);
+      return { result, session };
+    } catch (error) {
+      session.destroy();
+      throw error;
+    }
+  }
+
+  it('acceptGreedy walks the longest agreeing path and returns the bonus', () => {
+    // root 0 -> {1 (tok 5) -> {2 (tok 7), 3 (tok 8)}, 4 (tok 6)}
+    const nodes = [9, 5, 7, 8, 6];
+    const parents = [-1, 0, 1, 1, 0];
+    expect(acceptGreedy(nodes, parents, Uint32Array.from([5, 8, 0, 4, 0]))).toEqual({ path: [0, 1, 3], bonus: 4 });
+    expect(acceptGreedy(nodes, parents, Uint32Array.from([6, 0, 0, 0, 11]))).toEqual({ path: [0, 4], bonus: 11 });
+    expect(acceptGreedy(nodes, parents, Uint32Array.from([1, 0, 0, 0, 0]))).toEqual({ path: [0], bonus: 1 });
+  });
+
+  it('the target drafting for itself: every draft accepted, the same tokens, and the cache equals a fresh prefill', async () => {
+    const gpu = await testGpu();
+    const want = await plain(120);
+    const strategy = new DraftModel(gpu, target, target, { draftLength: 4 });
+    const { result, session } = await speculative(strategy, 120);
+    try {
+      await expectSameOrNearTie(result.tokens, want);
+      expect(result.speculative.acceptanceRate).toBeGreaterThan(0.95);
+      expect(result.speculative.tokensPerStep).toBeGreaterThan(4);
+      // The next token's logits from the speculative session's cache equal a fresh prefill's.
+      const text = [...tokenizer.encode(prompt, { addSpecial: true }), ...result.tokens];
+      expect(session.tokens).toEqual(text.slice(0, -1));
+      const next = (await session.evaluate([text.at(-1)!]))[0];
+      const fresh = new Session(gpu, target, { contextLength: 512, prefillChunk: 32 });
+      const reference = (await fresh.evaluate(text)).at(-1)!;
+      fresh.destroy();
+      expect(relativeDiff(next, reference)).toBeLessThan(1e-4);
+    } finally {
+      session.destroy();
+      strategy.destroy();
+    }
+  });
+
+  it('a different draft model and prompt lookup give the plain greedy tokens', async () => {
+    const gpu = await testGpu();
+    const want = await plain(48);
+    for (const strategy of [new DraftModel(gpu, other, target, { draftLength: 3 }), new PromptLookup()] as Strategy[]) {
+      const { result, session } = await speculative(strategy, 48);
+      session.destroy();
+      strategy.destroy?.();
+      console.log(`${strategy.name}: ${result.speculative.tokensPerStep.toFixed(2)} tokens/step, acceptance ${(result.speculative.acceptanceRate * 100).toFixed(0)}%`);
+      await expectSameOrNearTie(result.tokens, want);
+    }
+  }, 300_000);
+
+  it('branching trees: wrong branches are dropped, the right one kept', async () => {
+    const want = await plain(60);
+    // Drafts the plain output's next two tokens in the second branch, behind a wrong first branch.
+    const oracle: Strategy = {
+      name: 'tree-oracle',
+      propose(context) {
+        const done = context.length + 1 - tokenizer.encode(prompt, { addSpecial: true }).length;
+        const [a, b] = [want[done] ?? 0, want[done + 1] ?? 0];
+        return { tokens: [(a + 1) % 300, 4, a, b, (b + 7) % 300], parents: [-1, 0, -1, 2, 2] };
+      },
+    };
+    const { result, session } = await speculative(oracle, 60);
+    session.destroy();
+    await expectSameOrNearTie(result.tokens, want);
+    expect(result.speculative.tokensPerStep).toBeGreaterThan(2.5);
+    expect(chain([1, 2]).parents).toEqual([-1, 0]);
+  });
+});
