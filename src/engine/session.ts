@@ -7,6 +7,13 @@ import { argmax } from '../kernels/softmax';
 import type { Decoder, DecoderScratch } from '../models/decoder';
 import { AbortError } from './generate';
 
+/** Draft tokens that a kernel writes on the GPU (Token Recycling), with an optional hook after the verify forward. */
+export interface GpuDraft {
+  count: number;
+  fill(pass: GPUComputePassEncoder, ids: GPUBuffer): void;
+  afterVerify?(pass: GPUComputePassEncoder, logits: GPUBuffer, ids: GPUBuffer, rows: number): void;
+}
+
 export interface SessionOptions {
   /** KV slots (tokens of context). Default: the model's context length, at most 2048. */
   contextLength?: number;
@@ -151,10 +158,12 @@ export class Session {
   /**
    * Greedy speculative verification on the GPU: runs the tree (as evaluateTree) and returns, per
    * node, the target's argmax token after it. Only those ids come back, never the logits. The
-   * tree's K/V sit uncommitted after the cache until commitTree() keeps a path of it.
+   * tree's K/V sit uncommitted after the cache until commitTree() keeps a path of it. The tokens
+   * come from the CPU, or a GpuDraft writes them into the ids buffer inside the same submission
+   * (and may read the logits after the forward); then they are read back with the argmaxes.
    */
-  async verifyTreeGreedy(tokens: number[], parents: number[]): Promise<Uint32Array> {
-    const n = tokens.length;
+  async verifyTreeGreedy(tokens: number[] | GpuDraft, parents: number[]): Promise<{ targetNext: Uint32Array; tokens: number[] }> {
+    const n = Array.isArray(tokens) ? tokens.length : tokens.count;
     if (n !== parents.length || n < 1 || n > this.scratch.maxTokens) {
       throw new GpuError('bad-argument', `verifyTreeGreedy: ${n} tokens with ${parents.length} parents (1..${this.scratch.maxTokens} nodes)`);
     }
@@ -162,18 +171,21 @@ export class Session {
     const { treeEnd, depths } = treeMaskFromParents(parents);
     const first = this.length;
     const treeEndBuffer = this.gpu.upload(treeEnd, 'tree end');
-    this.gpu.write(this.ids, Uint32Array.from(tokens));
+    if (Array.isArray(tokens)) this.gpu.write(this.ids, Uint32Array.from(tokens));
     this.gpu.write(this.positions, depths.map((d) => first + d));
-    this.gpu.write(this.slots, Uint32Array.from(tokens, (_, i) => first + i));
+    this.gpu.write(this.slots, Uint32Array.from(parents, (_, i) => first + i));
     try {
       await this.gpu.run((pass) => {
+        if (!Array.isArray(tokens)) tokens.fill(pass, this.ids);
         this.model.forward(pass, this.scratch, this.caches, {
           count: n, ids: this.ids, positions: this.positions, slots: this.slots,
           queryStart: first, kvLen: first + n, mask: { kind: 'tree', treeEnd: treeEndBuffer }, logits: 'all',
         });
         argmax(this.gpu, pass, { x: this.scratch.logits, out: this.treeArgmax, rows: n, n: this.model.config.vocabSize });
+        if (!Array.isArray(tokens)) tokens.afterVerify?.(pass, this.scratch.logits, this.ids, n);
       }, 'verify tree');
-      return await this.gpu.readU32(this.treeArgmax, n);
+      const targetNext = await this.gpu.readU32(this.treeArgmax, n);
+      return { targetNext, tokens: Array.isArray(tokens) ? tokens : Array.from(await this.gpu.readU32(this.ids, n)) };
     } finally {
       treeEndBuffer.destroy();
     }
@@ -213,9 +225,9 @@ export class Session {
       start += chunk;
     }
     const rest = tokens.slice(start);
-    const next = await this.verifyTreeGreedy(rest, rest.map((_, i) => i - 1));
+    const { targetNext } = await this.verifyTreeGreedy(rest, rest.map((_, i) => i - 1));
     this.tokens.push(...rest);
-    return next[rest.length - 1];
+    return targetNext[rest.length - 1];
   }
 
   decode(token: number, signal?: AbortSignal): Promise<void> {

@@ -8,7 +8,7 @@ import type { Tokenizer } from '../../tokenizer';
 import { EngineError } from '../errors';
 import { type GenerateRequest, type GenerateResult, findStop } from '../generate';
 import type { Session } from '../session';
-import { type Strategy, acceptGreedy } from './strategy';
+import { EMPTY_TREE, type Strategy, acceptGreedy } from './strategy';
 
 export interface SpeculativeStats {
   strategy: string;
@@ -86,10 +86,13 @@ export async function generateSpeculative(
       break;
     }
     const budget = Math.min(maxNodes, maxTokens - out.length - 1, session.capacity - session.length - 1);
-    const tree = budget > 0 ? await strategy.propose(session.tokens, root, budget) : { tokens: [], parents: [] };
-    const nodes = [root, ...tree.tokens.slice(0, Math.max(0, budget))];
-    const parents = [-1, ...tree.parents.slice(0, nodes.length - 1).map((p) => p + 1)];
-    const targetNext = await session.verifyTreeGreedy(nodes, parents);
+    const tree = budget > 0 ? await strategy.propose(session.tokens, root, budget) : EMPTY_TREE;
+    if (tree.parents.length > Math.max(0, budget)) throw new EngineError('internal', `${strategy.name} proposed ${tree.parents.length} nodes over a budget of ${budget}`);
+    const parents = [-1, ...tree.parents.map((p) => p + 1)];
+    const verified = 'tokens' in tree
+      ? await session.verifyTreeGreedy([root, ...tree.tokens], parents)
+      : await session.verifyTreeGreedy({ count: parents.length, fill: (pass: GPUComputePassEncoder, ids: GPUBuffer) => tree.fill(pass, ids, root), afterVerify: tree.afterVerify?.bind(tree) }, parents);
+    const { targetNext, tokens: nodes } = verified;
     const { path, bonus } = acceptGreedy(nodes, parents, targetNext);
     await session.commitTree(nodes, path);
     await strategy.observe?.({ nodes, parents, targetNext, path });

@@ -8,6 +8,18 @@ export interface DraftTree {
   parents: number[];
 }
 
+/**
+ * A draft tree whose tokens a kernel writes on the GPU (Token Recycling): the engine passes the
+ * verify step's ids buffer, and `fill` writes [root, ...draft] into it; `afterVerify` may read the
+ * verified rows' logits in the same submission.
+ */
+export interface GpuDraftTree {
+  /** Parents of the draft nodes, as in DraftTree. */
+  parents: number[];
+  fill(pass: GPUComputePassEncoder, ids: GPUBuffer, root: number): void;
+  afterVerify?(pass: GPUComputePassEncoder, logits: GPUBuffer, ids: GPUBuffer, rows: number): void;
+}
+
 export interface VerifiedStep {
   /** The root (the last emitted token, not yet in the cache) and the draft: [root, ...tree.tokens]. */
   nodes: number[];
@@ -25,7 +37,7 @@ export interface Strategy {
    * A draft to follow `context` (the tokens in the target's cache) and `root` (the token emitted
    * last, not yet in the cache), with at most `budget` nodes. An empty tree means plain decoding.
    */
-  propose(context: readonly number[], root: number, budget: number): Promise<DraftTree> | DraftTree;
+  propose(context: readonly number[], root: number, budget: number): Promise<DraftTree | GpuDraftTree> | DraftTree | GpuDraftTree;
   /** Learns from the verified step. */
   observe?(step: VerifiedStep): void | Promise<void>;
   /** Frees what the strategy holds on the GPU. */
