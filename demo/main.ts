@@ -3,7 +3,7 @@
 // stats. Everything goes through the public createEngine() API, as a web app would use it.
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import { type ChatMessage, type CompletionResult, createEngine, EngineError, type LoadProgress, type ModelSource } from '../src/index';
+import { type ChatMessage, type CompletionResult, createEngine, EngineError, type LoadProgress, type ModelSource, type SpeculativeRequest } from '../src/index';
 import { startKernelBench } from './kernel-bench';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -38,6 +38,7 @@ async function load(source: ModelSource, label: string): Promise<void> {
   try {
     const info = await engine.load(source, { onProgress: showProgress });
     loaded = true;
+    draftLoaded = false; // a new target drops the draft
     session = await engine.createSession();
     messages = [];
     $('transcript').replaceChildren();
@@ -115,7 +116,9 @@ async function send(): Promise<void> {
   reply.classList.add('streaming');
   const times: number[] = [];
   let last = performance.now();
-  const stream = engine.generate({ ...sampling, session, signal: running.signal, ...(chat ? { messages } : { prompt: text }) });
+  const speculative = await speculativeRequest();
+  if (speculative) sampling.temperature = 0;
+  const stream = engine.generate({ ...sampling, session, signal: running.signal, speculative, ...(chat ? { messages } : { prompt: text }) });
   try {
     for await (const piece of stream) {
       reply.textContent += piece;
@@ -149,6 +152,23 @@ $('new-conversation').addEventListener('click', async () => {
   $('transcript').replaceChildren();
 });
 
+// ---- speculative decoding ----
+
+const DRAFT = 'models/draft.q8_0.gguf';
+let draftLoaded = false;
+
+async function speculativeRequest(): Promise<SpeculativeRequest | undefined> {
+  const strategy = $<HTMLSelectElement>('spec-strategy').value;
+  if (strategy === 'off') return undefined;
+  if (strategy === 'draft-model' && !draftLoaded) {
+    $('spec-status').textContent = 'loading the draft model…';
+    await engine.loadDraft(new URL(DRAFT, location.href).href);
+    draftLoaded = true;
+    $('spec-status').textContent = `draft: ${DRAFT}`;
+  }
+  return { strategy: strategy as SpeculativeRequest['strategy'], maxNodes: number('spec-nodes') };
+}
+
 // ---- stats ----
 
 function showStats(r: CompletionResult): void {
@@ -159,6 +179,8 @@ function showStats(r: CompletionResult): void {
   $('stat-kv').textContent = `${(s.kvBytes / 2 ** 20).toFixed(2)} MiB, ${s.sessionTokens} tokens`;
   $('stat-prompt').textContent = `${s.promptTokens} / ${s.cachedPromptTokens} reused`;
   $('stat-generated').textContent = `${s.generatedTokens} (${r.finishReason})`;
+  $('stat-spec-tokens').textContent = s.speculative ? `${s.speculative.tokensPerStep.toFixed(2)} (${s.speculative.strategy})` : '1 (plain decoding)';
+  $('stat-spec-accept').textContent = s.speculative ? `${(s.speculative.acceptanceRate * 100).toFixed(0)}% of ${s.speculative.drafted}` : '–';
 }
 
 let chart: uPlot | undefined;

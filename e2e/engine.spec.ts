@@ -111,6 +111,16 @@ test.describe('demo page', () => {
     expect(reply.tokens).toEqual((await inNode()).tokens);
   });
 
+  test('speculative decoding: every strategy streams the plain greedy reply and reports tokens per forward', async ({ page }) => {
+    await openDemo(page);
+    for (const strategy of ['prompt-lookup', 'token-recycling', 'draft-model']) {
+      await page.locator('#spec-strategy').selectOption(strategy);
+      const reply = await generate(page, { maxTokens: TOKENS, temperature: 0 });
+      expect(reply.tokens, strategy).toEqual((await inNode()).tokens);
+      await expect(page.locator('#stat-spec-tokens')).toContainText(strategy);
+    }
+  });
+
   test('runs under a strict Content-Security-Policy without unsafe-eval', async ({ page }) => {
     await page.addInitScript(() => {
       (window as unknown as { violations: string[] }).violations = [];

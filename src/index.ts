@@ -7,7 +7,7 @@ export {
 } from './engine/engine';
 export {
   EngineCore, DEFAULT_SESSION, type LoadOptions, type LoadProgress, type ModelInfo, type CompletionRequest,
-  type CompletionResult, type CompletionStats, type SessionOptions as EngineSessionOptions,
+  type CompletionResult, type CompletionStats, type SessionOptions as EngineSessionOptions, type SpeculativeRequest,
 } from './engine/engine-core';
 export { EngineError, type EngineErrorKind } from './engine/errors';
 export { openModelFiles, shardUrls, type ModelSource, type OpenModelOptions, type DownloadProgress } from './loading/model-files';
@@ -23,3 +23,8 @@ export { Session, type SessionOptions } from './engine/session';
 export { generate, AbortError, type GenerateRequest, type GenerateResult, type GenerationStats } from './engine/generate';
 export { readSafetensors, readShardedSafetensors, encodeSafetensors, SafetensorsError } from './formats/safetensors';
 export { decoderConfigFromHF, tokenizerOptionsFromHFConfig } from './models/huggingface';
+export { generateSpeculative, type SpeculativeStats, type SpeculativeResult } from './engine/speculative/generate';
+export { type Strategy, type DraftTree, type GpuDraftTree, chain } from './engine/speculative/strategy';
+export { PromptLookup } from './engine/speculative/prompt-lookup';
+export { DraftModel } from './engine/speculative/draft-model';
+export { TokenRecycling } from './engine/speculative/token-recycling';

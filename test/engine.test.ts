@@ -180,6 +180,21 @@ describe('Engine (in-thread)', () => {
     expect((await engine.generate({ prompt, maxTokens: 12, temperature: 0 }).result).tokens).toEqual(greedy);
   });
 
+  it('speculative decoding through the engine gives the plain greedy tokens with every strategy', async () => {
+    if (!(await engine.info())) await engine.load(model);
+    expect(await kindOf(engine.generate({ prompt, maxTokens: 4, temperature: 0, speculative: { strategy: 'draft-model' } }).result)).toBe('bad-request');
+    await engine.loadDraft(llamaFixture({ ...shape, seed: 6 }));
+    for (const strategy of ['prompt-lookup', 'token-recycling', 'draft-model'] as const) {
+      const result = await engine.generate({ prompt, maxTokens: 12, temperature: 0, session: await engine.createSession(), speculative: { strategy } }).result;
+      expect(result.tokens, strategy).toEqual(greedy);
+      expect(result.stats.speculative?.strategy).toBe(strategy);
+      expect(result.stats.speculative!.steps).toBeLessThanOrEqual(12);
+    }
+    expect(await kindOf(engine.generate({ prompt, maxTokens: 4, temperature: 0.7, speculative: { strategy: 'prompt-lookup' } }).result)).toBe('bad-request');
+    const otherVocab = llamaFixtureSpec(shape).spec;
+    expect(await kindOf(engine.loadDraft(encodeGGUF({ ...otherVocab, metadata: [...(otherVocab.metadata as Iterable<readonly [string, never]>)].map(([k, v]) => k === 'tokenizer.ggml.tokens' ? [k, gv.strings((v as unknown as { value: { items: string[] } }).value.items.map((t, i) => i === 300 ? 'xyz' : t))] : [k, v]) as never })))).toBe('bad-request');
+  });
+
   it('a request over the session\'s context fails as too-large, and the session still works', async () => {
     if (!(await engine.info())) await engine.load(model);
     const session = await engine.createSession({ contextLength: 32 });

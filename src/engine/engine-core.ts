@@ -11,6 +11,11 @@ import { openGGUFModel } from '../loading/gguf-model';
 import { type DownloadProgress, type ModelSource, type OpenModelOptions, openModelFiles } from '../loading/model-files';
 import { EngineError, toEngineError } from './errors';
 import { type GenerateResult, type GenerationStats, type SamplingParams, generate } from './generate';
+import { DraftModel } from './speculative/draft-model';
+import { type SpeculativeStats, generateSpeculative } from './speculative/generate';
+import { PromptLookup } from './speculative/prompt-lookup';
+import type { Strategy } from './speculative/strategy';
+import { TokenRecycling } from './speculative/token-recycling';
 import { Session } from './session';
 
 export interface LoadOptions extends Pick<OpenModelOptions, 'cache' | 'integrity'> {
@@ -59,6 +64,17 @@ export interface CompletionRequest extends SamplingParams {
   maxTokens?: number;
   stop?: string[];
   stopTokens?: number[];
+  /** Speculative decoding (greedy, temperature 0): the same tokens, fewer forward passes. */
+  speculative?: SpeculativeRequest;
+}
+
+export interface SpeculativeRequest {
+  /** prompt-lookup: n-gram drafts from the text; token-recycling: the target's own past top-8; draft-model: the model loadDraft() loaded. */
+  strategy: 'prompt-lookup' | 'token-recycling' | 'draft-model';
+  /** Most draft nodes per verify step (default: 16; Token Recycling's template has 80). */
+  maxNodes?: number;
+  /** Tokens a draft model or prompt lookup proposes per step. */
+  draftLength?: number;
 }
 
 export interface CompletionStats extends GenerationStats {
@@ -68,6 +84,8 @@ export interface CompletionStats extends GenerationStats {
   kvBytes: number;
   /** Tokens in the session's cache after the request. */
   sessionTokens: number;
+  /** With speculative decoding: verify steps, drafted and accepted tokens, tokens per step. */
+  speculative?: SpeculativeStats;
 }
 
 export interface CompletionResult extends Omit<GenerateResult, 'stats'> {
@@ -100,6 +118,8 @@ export class EngineCore {
   private readonly sessions = new Map<string, SessionEntry>();
   private readonly running = new Map<string, AbortController>();
   private nextSession = 1;
+  private recycling: TokenRecycling | undefined;
+  private draft: { decoder: Decoder; name: string } | undefined;
   /** Loads and unloads one at a time. */
   private loading: Promise<unknown> = Promise.resolve();
 
@@ -211,18 +231,68 @@ export class EngineCore {
         while (common < ids.length && common < session.tokens.length && session.tokens[common] === ids[common]) common++;
         common = Math.min(common, ids.length - 1);
         session.truncate(common);
-        const result = await generate(this.gpu!, decoder, tokenizer, session, {
-          ...request, tokens: ids.slice(common), signal: controller.signal,
-          onToken: onToken && ((piece) => onToken(piece)),
-        });
+        const generateRequest = { ...request, tokens: ids.slice(common), signal: controller.signal, onToken: onToken && ((piece: string) => onToken(piece)) };
+        let speculative: SpeculativeStats | undefined;
+        let result: GenerateResult;
+        if (request.speculative) {
+          const strategy = this.strategy(request.speculative);
+          try {
+            const r = await generateSpeculative(decoder, tokenizer, session, generateRequest, strategy, { maxNodes: request.speculative.maxNodes });
+            ({ speculative, ...result } = r);
+          } finally {
+            if (!(strategy instanceof TokenRecycling)) strategy.destroy?.();
+          }
+        } else {
+          result = await generate(this.gpu!, decoder, tokenizer, session, generateRequest);
+        }
         return {
           ...result,
-          stats: { ...result.stats, promptTokens: ids.length, cachedPromptTokens: common, kvBytes: session.kvBytes, sessionTokens: session.length },
+          stats: { ...result.stats, promptTokens: ids.length, cachedPromptTokens: common, kvBytes: session.kvBytes, sessionTokens: session.length, speculative },
         };
       });
       entry.tail = run.catch(() => undefined);
       return run.finally(() => this.running.delete(requestId));
     });
+  }
+
+  /** The strategy for a request; Token Recycling's candidate matrix lives as long as the model (hot start). */
+  private strategy(request: SpeculativeRequest): Strategy {
+    const { decoder, info } = this.model();
+    switch (request.strategy) {
+      case 'prompt-lookup':
+        return new PromptLookup({ draftLength: request.draftLength });
+      case 'token-recycling':
+        this.recycling ??= new TokenRecycling(this.gpu!, info.vocabSize);
+        return this.recycling;
+      case 'draft-model':
+        if (!this.draft) throw new EngineError('bad-request', 'no draft model is loaded: call loadDraft() first');
+        return new DraftModel(this.gpu!, this.draft.decoder, decoder, { draftLength: request.draftLength, contextLength: info.sessionContext });
+      default:
+        throw new EngineError('bad-request', `unknown speculative strategy ${JSON.stringify((request as { strategy: unknown }).strategy)}`);
+    }
+  }
+
+  /**
+   * Loads a draft model for `speculative: { strategy: 'draft-model' }`: a small model whose
+   * vocabulary must be the target's (checked token by token).
+   */
+  loadDraft(source: ModelSource, options: Pick<LoadOptions, 'cache' | 'integrity'> = {}, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+    const job = this.loading.then(() => this.guard(async () => {
+      const { tokenizer, info } = this.model();
+      const gpu = await this.device();
+      const files = await openModelFiles(source, { ...options, onProgress: (p) => onProgress?.({ phase: 'download', loaded: p.loaded, total: p.total, fromCache: p.fromCache }) });
+      const model = await openGGUFModel(files);
+      const config = decoderConfigFromGGUF(model.metadata);
+      const draftTokenizer = Tokenizer.fromGGUFMetadata(model.metadata);
+      const same = config.vocabSize === info.vocabSize && tokenizer.vocab.tokens.every((t, i) => draftTokenizer.vocab.tokens[i] === t);
+      if (!same) throw new EngineError('bad-request', `the draft model's vocabulary differs from the target's (${config.vocabSize} vs ${info.vocabSize} tokens, or different tokens)`);
+      const decoder = await Decoder.fromTensors(gpu, config, model.tensors, (p) => onProgress?.({ phase: 'upload', loaded: p.bytesDone, total: p.bytesTotal }));
+      this.draft?.decoder.destroy();
+      this.draft = { decoder, name: model.metadata.getString('general.name') ?? 'draft' };
+      return { ...info, name: this.draft.name, layers: config.layers, hidden: config.hidden, heads: config.heads, kvHeads: config.kvHeads, weightBytes: decoder.weights.bytes, fileBytes: files.reduce((n, f) => n + f.size, 0), files: files.length };
+    }));
+    this.loading = job.catch(() => undefined);
+    return job;
   }
 
   private promptIds(tokenizer: Tokenizer, request: CompletionRequest): number[] {
@@ -251,6 +321,10 @@ export class EngineCore {
     const old = this.loaded;
     this.loaded = undefined;
     old?.decoder.destroy();
+    this.recycling?.destroy();
+    this.recycling = undefined;
+    this.draft?.decoder.destroy();
+    this.draft = undefined;
   }
 
   /** Frees all GPU memory, the device included. */

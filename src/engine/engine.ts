@@ -72,6 +72,8 @@ export interface Engine {
   /** True when the engine runs in a Web Worker. */
   readonly inWorker: boolean;
   load(source: ModelSource, options?: LoadOptions & { onProgress?: (progress: LoadProgress) => void }): Promise<ModelInfo>;
+  /** A draft model for speculative decoding (`speculative: { strategy: 'draft-model' }`); its vocabulary must be the loaded model's. */
+  loadDraft(source: ModelSource, options?: Pick<LoadOptions, 'cache' | 'integrity'> & { onProgress?: (progress: LoadProgress) => void }): Promise<ModelInfo>;
   generate(request: GenerateOptions): TokenStream;
   readonly chat: {
     readonly completions: {
@@ -91,9 +93,11 @@ export interface Engine {
 
 /** What the Engine needs from the core: EngineCore itself, or its Comlink proxy. */
 type Backend = {
-  [K in 'load' | 'generate' | 'abort' | 'createSession' | 'deleteSession' | 'info' | 'unload' | 'dispose']:
+  [K in (typeof METHODS)[number]]:
     (...args: Parameters<EngineCore[K]>) => Promise<Awaited<ReturnType<EngineCore[K]>>>;
 };
+
+const METHODS = ['load', 'loadDraft', 'generate', 'abort', 'createSession', 'deleteSession', 'info', 'unload', 'dispose'] as const;
 
 export interface CreateEngineOptions {
   /** Run in a Web Worker (default where Worker exists) or in this thread (false); or a Worker you made from src/workers/engine.worker.ts. */
@@ -106,8 +110,7 @@ export function createEngine(options: CreateEngineOptions = {}): Engine {
   const useWorker = options.worker ?? typeof Worker !== 'undefined';
   if (!useWorker) {
     const core = new EngineCore(options.gpu);
-    const backend = Object.fromEntries((['load', 'generate', 'abort', 'createSession', 'deleteSession', 'info', 'unload', 'dispose'] as const)
-      .map((name) => [name, async (...args: unknown[]) => (core[name] as (...a: unknown[]) => unknown)(...args)])) as Backend;
+    const backend = Object.fromEntries(METHODS.map((name) => [name, async (...args: unknown[]) => (core[name] as (...a: unknown[]) => unknown)(...args)])) as Backend;
     return new EngineClient(backend, false, (fn) => fn, async () => undefined);
   }
   const worker = options.worker instanceof Worker
@@ -126,11 +129,10 @@ export function createEngine(options: CreateEngineOptions = {}): Engine {
   died.catch(() => undefined);
   worker.addEventListener('error', (event) => fail(new EngineError('internal', `the engine worker failed: ${(event as ErrorEvent).message || 'it could not start (check that its script is served)'}`)));
   worker.addEventListener('messageerror', () => fail(new EngineError('internal', 'a message from the engine worker could not be read')));
-  const backend = Object.fromEntries((['load', 'generate', 'abort', 'createSession', 'deleteSession', 'info', 'unload', 'dispose'] as const)
-    .map((name) => [name, (...args: unknown[]) => {
-      if (failed) return Promise.reject(failed);
-      return Promise.race([(remote[name] as unknown as (...a: unknown[]) => Promise<unknown>)(...args), died]);
-    }])) as Backend;
+  const backend = Object.fromEntries(METHODS.map((name) => [name, (...args: unknown[]) => {
+    if (failed) return Promise.reject(failed);
+    return Promise.race([(remote[name] as unknown as (...a: unknown[]) => Promise<unknown>)(...args), died]);
+  }])) as Backend;
   return new EngineClient(backend, true, (fn) => Comlink.proxy(fn), async () => {
     remote[Comlink.releaseProxy]();
     worker.terminate();
@@ -156,6 +158,11 @@ class EngineClient implements Engine {
   load(source: ModelSource, options: LoadOptions & { onProgress?: (progress: LoadProgress) => void } = {}): Promise<ModelInfo> {
     const { onProgress, ...rest } = options;
     return this.backend.load(source, rest, onProgress && this.callback(onProgress));
+  }
+
+  loadDraft(source: ModelSource, options: Pick<LoadOptions, 'cache' | 'integrity'> & { onProgress?: (progress: LoadProgress) => void } = {}): Promise<ModelInfo> {
+    const { onProgress, ...rest } = options;
+    return this.backend.loadDraft(source, rest, onProgress && this.callback(onProgress));
   }
 
   generate(request: GenerateOptions): TokenStream {
