@@ -8,6 +8,7 @@ import { Session } from '../src/engine/session';
 import { DraftModel } from '../src/engine/speculative/draft-model';
 import { generateSpeculative } from '../src/engine/speculative/generate';
 import { PromptLookup } from '../src/engine/speculative/prompt-lookup';
+import { SIZES, chooseDraftSize } from '../src/engine/speculative/sizing';
 import { type Strategy, acceptGreedy, chain } from '../src/engine/speculative/strategy';
 import { readGGUF } from '../src/formats/gguf-reader';
 import { Decoder } from '../src/models/decoder';
@@ -60,11 +61,11 @@ describe('greedy speculative decoding', () => {
     expect(gap).toBeLessThan(NEAR_TIE);
   }
 
-  async function speculative(strategy: Strategy, maxTokens: number) {
+  async function speculative(strategy: Strategy, maxTokens: number, sizing: 'auto' | 'fixed' = 'fixed') {
     const gpu = await testGpu();
     const session = new Session(gpu, target, { contextLength: 512, prefillChunk: 32 });
     try {
-      const result = await generateSpeculative(target, tokenizer, session, { prompt, maxTokens, temperature: 0 }, strategy);
+      const result = await generateSpeculative(target, tokenizer, session, { prompt, maxTokens, temperature: 0 }, strategy, { sizing });
       return { result, session };
     } catch (error) {
       session.destroy();
@@ -107,11 +108,11 @@ describe('greedy speculative decoding', () => {
   it('a different draft model and prompt lookup give the plain greedy tokens', async () => {
     const gpu = await testGpu();
     const want = await plain(48);
-    for (const strategy of [new DraftModel(gpu, other, target, { draftLength: 3 }), new PromptLookup()] as Strategy[]) {
-      const { result, session } = await speculative(strategy, 48);
+    for (const [strategy, sizing] of [[new DraftModel(gpu, other, target, { draftLength: 3 }), 'fixed'], [new PromptLookup(), 'fixed'], [new PromptLookup(), 'auto']] as const) {
+      const { result, session } = await speculative(strategy, 48, sizing);
       session.destroy();
-      strategy.destroy?.();
-      console.log(`${strategy.name}: ${result.speculative.tokensPerStep.toFixed(2)} tokens/step, acceptance ${(result.speculative.acceptanceRate * 100).toFixed(0)}%`);
+      (strategy as Strategy).destroy?.();
+      console.log(`${strategy.name} (${sizing} sizing, ${result.speculative.draftSize} nodes at the end): ${result.speculative.tokensPerStep.toFixed(2)} tokens/step, acceptance ${(result.speculative.acceptanceRate * 100).toFixed(0)}%`);
       await expectSameOrNearTie(result.tokens, want);
     }
   }, 300_000);
@@ -132,5 +133,26 @@ describe('greedy speculative decoding', () => {
     await expectSameOrNearTie(result.tokens, want);
     expect(result.speculative.tokensPerStep).toBeGreaterThan(2.5);
     expect(chain([1, 2]).parents).toEqual([-1, 0]);
+  });
+});
+
+describe('hardware-aware sizing', () => {
+  const costs = (f: (rows: number) => number) => new Map(SIZES.map((n) => [n, f(n) / f(1)]));
+
+  it('keeps plain decoding where every row costs as much as the first (a software adapter)', () => {
+    expect(chooseDraftSize(costs((rows) => rows), (n) => 1 + 0.5 * Math.min(n, 3), 16)).toBe(0);
+  });
+
+  it('grows the tree where extra rows are nearly free (a GPU at batch 1), until acceptance stops paying', () => {
+    const n = chooseDraftSize(costs((rows) => 1 + 0.01 * rows), (k) => 1 + 0.9 * (1 - 0.8 ** k) / 0.2, 80);
+    expect(n).toBeGreaterThan(8);
+    expect(n).toBeLessThan(80);
+  });
+
+  it('counts a draft model\'s own time against it', () => {
+    const flat = costs((rows) => 1 + 0.01 * rows);
+    const expected = (n: number) => 1 + 0.6 * Math.min(n, 4);
+    expect(chooseDraftSize(flat, expected, 4)).toBe(4);
+    expect(chooseDraftSize(flat, expected, 4, (n) => n * 2)).toBe(0);
   });
 });

@@ -75,6 +75,8 @@ export interface SpeculativeRequest {
   maxNodes?: number;
   /** Tokens a draft model or prompt lookup proposes per step. */
   draftLength?: number;
+  /** 'auto' (default): size each step's draft by the measured verify cost on this device, down to plain decoding; 'fixed': always maxNodes. */
+  sizing?: 'auto' | 'fixed';
 }
 
 export interface CompletionStats extends GenerationStats {
@@ -237,7 +239,7 @@ export class EngineCore {
         if (request.speculative) {
           const strategy = this.strategy(request.speculative);
           try {
-            const r = await generateSpeculative(decoder, tokenizer, session, generateRequest, strategy, { maxNodes: request.speculative.maxNodes });
+            const r = await generateSpeculative(decoder, tokenizer, session, generateRequest, strategy, { maxNodes: request.speculative.maxNodes, sizing: request.speculative.sizing ?? 'auto' });
             ({ speculative, ...result } = r);
           } finally {
             if (!(strategy instanceof TokenRecycling)) strategy.destroy?.();

@@ -17,6 +17,9 @@ export class DraftModel implements Strategy {
   readonly name = 'draft-model';
   private readonly session: Session;
   private readonly draftLength: number;
+  /** Mean wall time of one drafted token, for sizing. */
+  private msPerToken = 0;
+  private timed = 0;
 
   constructor(gpu: Gpu, readonly draft: Decoder, target: Decoder, options: DraftModelOptions = {}) {
     if (draft.config.vocabSize !== target.config.vocabSize) {
@@ -38,10 +41,16 @@ export class DraftModel implements Strategy {
     let next = await this.session.feedGreedy([...context.slice(common), root]);
     drafts.push(next);
     while (drafts.length < want) {
+      const start = performance.now();
       next = await this.session.feedGreedy([next]);
       drafts.push(next);
+      this.msPerToken = (this.msPerToken * this.timed + performance.now() - start) / ++this.timed;
     }
     return chain(drafts);
+  }
+
+  draftMs(n: number): number {
+    return n * this.msPerToken;
   }
 
   destroy(): void {

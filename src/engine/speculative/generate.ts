@@ -8,10 +8,13 @@ import type { Tokenizer } from '../../tokenizer';
 import { EngineError } from '../errors';
 import { type GenerateRequest, type GenerateResult, findStop } from '../generate';
 import type { Session } from '../session';
+import { AcceptanceStats, chooseDraftSize, measureVerifyCost } from './sizing';
 import { EMPTY_TREE, type Strategy, acceptGreedy } from './strategy';
 
 export interface SpeculativeStats {
   strategy: string;
+  /** Draft nodes per step the sizing settled on (maxNodes when fixed). */
+  draftSize: number;
   /** Target forward passes after the prompt. */
   steps: number;
   drafted: number;
@@ -29,6 +32,12 @@ export interface SpeculativeResult extends GenerateResult {
 export interface SpeculativeOptions {
   /** Most draft nodes per step (default 16); also bounded by the session's prefill chunk. */
   maxNodes?: number;
+  /**
+   * 'auto' (A7): measure the verify cost against rows on this device and size each step's draft
+   * for the most tokens per second, down to none (plain decoding) when drafts cannot pay.
+   * 'fixed' (default): always up to maxNodes.
+   */
+  sizing?: 'auto' | 'fixed';
 }
 
 export async function generateSpeculative(
@@ -59,7 +68,8 @@ export async function generateSpeculative(
   let text = '';
   let finishReason = 'length' as GenerateResult['finishReason'];
   let firstTokenAt = 0;
-  const stats: SpeculativeStats = { strategy: strategy.name, steps: 0, drafted: 0, accepted: 0, tokensPerStep: 0, acceptanceRate: 0 };
+  const stats: SpeculativeStats = { strategy: strategy.name, draftSize: maxNodes, steps: 0, drafted: 0, accepted: 0, tokensPerStep: 0, acceptanceRate: 0 };
+  const sizing = options.sizing === 'auto' ? await startSizing(session, strategy, maxNodes) : undefined;
 
   /** Emits one token; false when generation must stop before it. */
   const emit = (id: number): boolean => {
@@ -85,7 +95,9 @@ export async function generateSpeculative(
       finishReason = 'abort';
       break;
     }
-    const budget = Math.min(maxNodes, maxTokens - out.length - 1, session.capacity - session.length - 1);
+    const size = sizing ? await sizing.next(stats.steps) : maxNodes;
+    stats.draftSize = size;
+    const budget = Math.min(size, maxTokens - out.length - 1, session.capacity - session.length - 1);
     const tree = budget > 0 ? await strategy.propose(session.tokens, root, budget) : EMPTY_TREE;
     if (tree.parents.length > Math.max(0, budget)) throw new EngineError('internal', `${strategy.name} proposed ${tree.parents.length} nodes over a budget of ${budget}`);
     const parents = [-1, ...tree.parents.map((p) => p + 1)];
@@ -99,6 +111,7 @@ export async function generateSpeculative(
     stats.steps++;
     stats.drafted += nodes.length - 1;
     stats.accepted += path.length - 1;
+    sizing?.depths.record(path.slice(1).map((_, depth) => depth));
     if (!firstTokenAt) firstTokenAt = performance.now();
     let more = true;
     for (const node of [...path.slice(1).map((i) => nodes[i]), bonus]) {
@@ -130,3 +143,28 @@ export async function generateSpeculative(
   };
 }
 
+
+/** Sizing state for one generation: the verify cost curve (re-measured when the context doubles) and acceptance by depth. */
+async function startSizing(session: Session, strategy: Strategy, maxNodes: number) {
+  let measured = await measureVerifyCost(session, maxNodes + 1);
+  let measuredAt = Math.max(1, session.length);
+  // Prior: acceptance halves with each level.
+  const depths = new AcceptanceStats(maxNodes, (i) => 0.5 ** (i + 1));
+  let chosen = maxNodes;
+  return {
+    depths,
+    async next(step: number): Promise<number> {
+      if (session.length >= 2 * measuredAt) {
+        measured = await measureVerifyCost(session, maxNodes + 1);
+        measuredAt = session.length;
+      }
+      if (step % 8 === 0) {
+        const expected = (n: number) => strategy.expectedTokens?.(n) ?? depths.expected(n);
+        const draftCost = (n: number) => (strategy.draftMs?.(n) ?? 0) / measured.oneRowMs;
+        chosen = chooseDraftSize(measured.cost, expected, maxNodes, draftCost);
+      }
+      // Off: still draft a little now and then, so the statistics can show when drafts would pay.
+      return chosen === 0 && step % 16 === 15 ? Math.min(2, maxNodes) : chosen;
+    },
+  };
+}

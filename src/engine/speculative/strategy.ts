@@ -38,6 +38,10 @@ export interface Strategy {
    * last, not yet in the cache), with at most `budget` nodes. An empty tree means plain decoding.
    */
   propose(context: readonly number[], root: number, budget: number): Promise<DraftTree | GpuDraftTree> | DraftTree | GpuDraftTree;
+  /** Expected tokens per step (bonus included) with a draft of n nodes, for sizing; default: the loop's per-depth statistics. */
+  expectedTokens?(n: number): number;
+  /** Drafting time for n nodes in milliseconds (0 when drafting is free, as for prompt lookup). */
+  draftMs?(n: number): number;
   /** Learns from the verified step. */
   observe?(step: VerifiedStep): void | Promise<void>;
   /** Frees what the strategy holds on the GPU. */
