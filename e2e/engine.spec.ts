@@ -113,7 +113,7 @@ test.describe('demo page', () => {
 
   test('speculative decoding: every strategy streams the plain greedy reply and reports tokens per forward', async ({ page }) => {
     await openDemo(page);
-    for (const strategy of ['prompt-lookup', 'token-recycling', 'draft-model']) {
+    for (const strategy of ['prompt-lookup', 'token-recycling', 'draft-model', 'layer-skip']) {
       await page.locator('#spec-strategy').selectOption(strategy);
       const reply = await generate(page, { maxTokens: TOKENS, temperature: 0 });
       expect(reply.tokens, strategy).toEqual((await inNode()).tokens);

@@ -28,3 +28,4 @@ export { type Strategy, type DraftTree, type GpuDraftTree, chain } from './engin
 export { PromptLookup } from './engine/speculative/prompt-lookup';
 export { DraftModel } from './engine/speculative/draft-model';
 export { TokenRecycling } from './engine/speculative/token-recycling';
+export { LayerSkip, skipCandidates } from './engine/speculative/layer-skip';

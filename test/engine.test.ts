@@ -184,7 +184,7 @@ describe('Engine (in-thread)', () => {
     if (!(await engine.info())) await engine.load(model);
     expect(await kindOf(engine.generate({ prompt, maxTokens: 4, temperature: 0, speculative: { strategy: 'draft-model' } }).result)).toBe('bad-request');
     await engine.loadDraft(llamaFixture({ ...shape, seed: 6 }));
-    for (const strategy of ['prompt-lookup', 'token-recycling', 'draft-model'] as const) {
+    for (const strategy of ['prompt-lookup', 'token-recycling', 'draft-model', 'layer-skip'] as const) {
       const result = await engine.generate({ prompt, maxTokens: 12, temperature: 0, session: await engine.createSession(), speculative: { strategy } }).result;
       expect(result.tokens, strategy).toEqual(greedy);
       expect(result.stats.speculative?.strategy).toBe(strategy);

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generate } from '../src/engine/generate';
 import { Session } from '../src/engine/session';
 import { DraftModel } from '../src/engine/speculative/draft-model';
+import { LayerSkip, skipCandidates } from '../src/engine/speculative/layer-skip';
 import { generateSpeculative } from '../src/engine/speculative/generate';
 import { PromptLookup } from '../src/engine/speculative/prompt-lookup';
 import { SIZES, chooseDraftSize } from '../src/engine/speculative/sizing';
@@ -114,6 +115,28 @@ describe('greedy speculative decoding', () => {
       (strategy as Strategy).destroy?.();
       console.log(`${strategy.name} (${sizing} sizing, ${result.speculative.draftSize} nodes at the end): ${result.speculative.tokensPerStep.toFixed(2)} tokens/step, acceptance ${(result.speculative.acceptanceRate * 100).toFixed(0)}%`);
       await expectSameOrNearTie(result.tokens, want);
+    }
+  }, 300_000);
+
+  it('layer-skip self-speculation: calibration picks a measured skip set, and the tokens are plain greedy\'s', async () => {
+    const gpu = await testGpu();
+    const deep = await Decoder.load(gpu, await readGGUF(llamaFixture({ ...shape, nLayer: 5, seed: 23 })));
+    const session = new Session(gpu, deep, { contextLength: 512, prefillChunk: 32 });
+    try {
+      const plainSession = new Session(gpu, deep, { contextLength: 512, prefillChunk: 32 });
+      const want = (await generate(gpu, deep, tokenizer, plainSession, { prompt, maxTokens: 40, temperature: 0 })).tokens;
+      plainSession.destroy();
+      const strategy = new LayerSkip(session, deep.config.layers, { draftLength: 3 });
+      const candidates = skipCandidates(deep.config.layers);
+      expect(candidates.every((c) => c.every((l) => l > 0 && l < deep.config.layers - 1))).toBe(true);
+      const { skip, scores } = await strategy.calibrate(tokenizer.encode(prompt, { addSpecial: true }), candidates, 4);
+      expect(session.length).toBe(0);
+      expect(scores.map((s) => s.skip)).toContainEqual(skip);
+      const result = await generateSpeculative(deep, tokenizer, session, { prompt, maxTokens: 40, temperature: 0 }, strategy);
+      expect(result.tokens).toEqual(want);
+    } finally {
+      session.destroy();
+      deep.destroy();
     }
   }, 300_000);
 

@@ -16,6 +16,7 @@ import { type SpeculativeStats, generateSpeculative } from './speculative/genera
 import { PromptLookup } from './speculative/prompt-lookup';
 import type { Strategy } from './speculative/strategy';
 import { TokenRecycling } from './speculative/token-recycling';
+import { LayerSkip, skipCandidates } from './speculative/layer-skip';
 import { Session } from './session';
 
 export interface LoadOptions extends Pick<OpenModelOptions, 'cache' | 'integrity'> {
@@ -69,8 +70,8 @@ export interface CompletionRequest extends SamplingParams {
 }
 
 export interface SpeculativeRequest {
-  /** prompt-lookup: n-gram drafts from the text; token-recycling: the target's own past top-8; draft-model: the model loadDraft() loaded. */
-  strategy: 'prompt-lookup' | 'token-recycling' | 'draft-model';
+  /** prompt-lookup: n-gram drafts from the text; token-recycling: the target's own past top-8; draft-model: the model loadDraft() loaded; layer-skip: the target with some layers left out. */
+  strategy: 'prompt-lookup' | 'token-recycling' | 'draft-model' | 'layer-skip';
   /** Most draft nodes per verify step (default: 16; Token Recycling's template has 80). */
   maxNodes?: number;
   /** Tokens a draft model or prompt lookup proposes per step. */
@@ -121,6 +122,7 @@ export class EngineCore {
   private readonly running = new Map<string, AbortController>();
   private nextSession = 1;
   private recycling: TokenRecycling | undefined;
+  private layerSkipSet: number[] | undefined;
   private draft: { decoder: Decoder; name: string } | undefined;
   /** Loads and unloads one at a time. */
   private loading: Promise<unknown> = Promise.resolve();
@@ -237,7 +239,7 @@ export class EngineCore {
         let speculative: SpeculativeStats | undefined;
         let result: GenerateResult;
         if (request.speculative) {
-          const strategy = this.strategy(request.speculative);
+          const strategy = await this.strategy(request.speculative, session, generateRequest.tokens);
           try {
             const r = await generateSpeculative(decoder, tokenizer, session, generateRequest, strategy, { maxNodes: request.speculative.maxNodes, sizing: request.speculative.sizing ?? 'auto' });
             ({ speculative, ...result } = r);
@@ -258,7 +260,7 @@ export class EngineCore {
   }
 
   /** The strategy for a request; Token Recycling's candidate matrix lives as long as the model (hot start). */
-  private strategy(request: SpeculativeRequest): Strategy {
+  private async strategy(request: SpeculativeRequest, session: Session, text: number[]): Promise<Strategy> {
     const { decoder, info } = this.model();
     switch (request.strategy) {
       case 'prompt-lookup':
@@ -269,6 +271,12 @@ export class EngineCore {
       case 'draft-model':
         if (!this.draft) throw new EngineError('bad-request', 'no draft model is loaded: call loadDraft() first');
         return new DraftModel(this.gpu!, this.draft.decoder, decoder, { draftLength: request.draftLength, contextLength: info.sessionContext });
+      case 'layer-skip': {
+        const strategy = new LayerSkip(session, info.layers, { draftLength: request.draftLength, skip: this.layerSkipSet });
+        // Which layers to skip is measured once per model, on the first prompt long enough to tell.
+        if (!this.layerSkipSet && text.length >= 24) this.layerSkipSet = (await strategy.calibrate(text, skipCandidates(info.layers), 6)).skip;
+        return strategy;
+      }
       default:
         throw new EngineError('bad-request', `unknown speculative strategy ${JSON.stringify((request as { strategy: unknown }).strategy)}`);
     }
@@ -325,6 +333,7 @@ export class EngineCore {
     old?.decoder.destroy();
     this.recycling?.destroy();
     this.recycling = undefined;
+    this.layerSkipSet = undefined;
     this.draft?.decoder.destroy();
     this.draft = undefined;
   }

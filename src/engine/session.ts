@@ -216,6 +216,34 @@ export class Session {
     this.tokens.push(...path.map((node) => tokens[node]));
   }
 
+  /**
+   * Self-speculative drafting (A9): greedy tokens from the model with `skip` layers left out,
+   * starting with `root` at the slot after the cache. Each drafted token runs at the next slot;
+   * the executed layers' K/V land there, and the verify pass later overwrites every layer's.
+   * The cache length is unchanged.
+   */
+  async draftSkipping(root: number, count: number, skip: ReadonlySet<number>): Promise<number[]> {
+    if (this.length + count + 1 > this.capacity) throw new GpuError('too-large', `a draft of ${count} does not fit after ${this.length} cached tokens`);
+    const drafts: number[] = [];
+    let token = root;
+    for (let i = 0; i < count; i++) {
+      const slot = this.length + i;
+      this.gpu.write(this.ids, Uint32Array.of(token));
+      this.gpu.write(this.positions, Uint32Array.of(slot));
+      this.gpu.write(this.slots, Uint32Array.of(slot));
+      await this.gpu.run((pass) => {
+        this.model.forward(pass, this.scratch, this.caches, {
+          count: 1, ids: this.ids, positions: this.positions, slots: this.slots,
+          queryStart: slot, kvLen: slot + 1, mask: { kind: 'causal' }, logits: 'last', skipLayers: skip,
+        });
+        argmax(this.gpu, pass, { x: this.scratch.logits, out: this.treeArgmax, rows: 1, n: this.model.config.vocabSize });
+      }, 'draft skipping layers');
+      token = (await this.gpu.readU32(this.treeArgmax, 1))[0];
+      drafts.push(token);
+    }
+    return drafts;
+  }
+
   /** Appends `tokens` to the cache and returns the model's greedy choice after the last one. */
   async feedGreedy(tokens: number[]): Promise<number> {
     const chunk = this.scratch.maxTokens;

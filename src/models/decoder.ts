@@ -60,6 +60,8 @@ export interface DecoderStep {
   mask: AttentionMask;
   /** Which rows get logits: the last one (prefill, decode) or all (speculative verification). */
   logits: 'last' | 'all';
+  /** Layers to leave out (self-speculative drafting, A9): their K/V at these slots are not written. */
+  skipLayers?: ReadonlySet<number>;
 }
 
 export class Decoder {
@@ -114,6 +116,7 @@ export class Decoder {
     embedding(gpu, pass, { table: w.embedding, ids: step.ids, out: s.x, count: T });
 
     w.layers.forEach((layer, l) => {
+      if (step.skipLayers?.has(l)) return;
       // Attention block.
       rmsNorm(gpu, pass, { x: s.x, weight: layer.attnNorm, out: s.h, rows: T, n: c.hidden, eps: c.rmsEps });
       this.project(pass, s, { x: s.h, w: layer.wq, y: s.q, M: T, bias: layer.bq });
