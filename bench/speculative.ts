@@ -24,14 +24,16 @@ const PROMPTS = [
   'Praise ye the LORD. O give thanks unto the LORD; for he is good:',
 ];
 
-const configs: Array<{ label: string; speculative?: SpeculativeRequest; warm?: boolean }> = [
+const configs: Array<{ label: string; speculative?: SpeculativeRequest }> = [
   { label: 'plain greedy decoding' },
-  { label: 'prompt lookup', speculative: { strategy: 'prompt-lookup' } },
-  { label: 'Token Recycling, cold (first pass over the prompts)', speculative: { strategy: 'token-recycling', maxNodes: 63 } },
-  { label: 'Token Recycling, hot (second pass)', speculative: { strategy: 'token-recycling', maxNodes: 63 }, warm: true },
-  { label: 'Token Recycling, 16 nodes', speculative: { strategy: 'token-recycling', maxNodes: 16 }, warm: true },
-  { label: 'draft model (4 tokens)', speculative: { strategy: 'draft-model', draftLength: 4 } },
-  { label: 'draft model (2 tokens)', speculative: { strategy: 'draft-model', draftLength: 2 } },
+  { label: 'prompt lookup', speculative: { strategy: 'prompt-lookup', sizing: 'fixed' } },
+  { label: 'Token Recycling, 63 nodes, cold (first pass over the prompts)', speculative: { strategy: 'token-recycling', maxNodes: 63, sizing: 'fixed' } },
+  { label: 'Token Recycling, 63 nodes, hot (second pass)', speculative: { strategy: 'token-recycling', maxNodes: 63, sizing: 'fixed' } },
+  { label: 'Token Recycling, 16 nodes', speculative: { strategy: 'token-recycling', maxNodes: 16, sizing: 'fixed' } },
+  { label: 'draft model (4 tokens)', speculative: { strategy: 'draft-model', draftLength: 4, sizing: 'fixed' } },
+  { label: 'draft model (2 tokens)', speculative: { strategy: 'draft-model', draftLength: 2, sizing: 'fixed' } },
+  { label: 'layer skipping (3 tokens)', speculative: { strategy: 'layer-skip', draftLength: 3, sizing: 'fixed' } },
+  { label: 'Token Recycling, sized for this device (A7)', speculative: { strategy: 'token-recycling', maxNodes: 63, sizing: 'auto' } },
 ];
 
 const engine = createEngine({ worker: false });
