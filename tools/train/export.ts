@@ -3,7 +3,7 @@
 // mmproj in F16. Tensors are re-typed with tokenwise's own quantizers, which are byte-exact with
 // ggml's, so these files are what llama.cpp's llama-quantize would write from the same F32 file.
 //
-//   npx tsx tools/train/export.ts
+//   npx tsx tools/train/export.ts [target] [draft] [vlm]     (default: all three)
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,10 +43,13 @@ async function convert(from: string, to: string, variant: Variant): Promise<void
   console.log(`${to}: ${(encoded.byteLength / 2 ** 20).toFixed(2)} MiB`);
 }
 
-for (const name of ['target', 'draft']) {
+const wanted = process.argv.slice(2).length ? process.argv.slice(2) : ['target', 'draft', 'vlm'];
+for (const name of wanted.filter((n) => n === 'target' || n === 'draft')) {
   for (const variant of ['F16', 'Q8_0', 'Q4_0'] as const) {
     await convert(`${name}.f32.gguf`, `${name}.${variant.toLowerCase()}.gguf`, variant);
   }
 }
-await convert('vlm.f32.gguf', 'vlm.f16.gguf', 'F16');
-await convert('vlm-mmproj.f32.gguf', 'vlm-mmproj.f16.gguf', 'F16');
+if (wanted.includes('vlm')) {
+  await convert('vlm.f32.gguf', 'vlm.f16.gguf', 'F16');
+  await convert('vlm-mmproj.f32.gguf', 'vlm-mmproj.f16.gguf', 'F16');
+}
