@@ -4,7 +4,9 @@ import { createEngine } from '../../dist/tokenwise.js';
 
 const out = document.getElementById('out');
 const engine = createEngine(); // in a Web Worker
-await engine.load(new URL('../../models/target.q8_0.gguf', import.meta.url).href);
+// Downloads are kept in the Cache API by default; ?cache=opfs keeps them in the Origin Private File System.
+const cache = new URLSearchParams(location.search).get('cache') ?? 'cache-api';
+await engine.load(new URL('../../models/target.q8_0.gguf', import.meta.url).href, { cache });
 const stream = engine.generate({ prompt: 'And God said,', maxTokens: 24, temperature: 0 });
 for await (const piece of stream) out.textContent += piece;
 const { tokens, stats } = await stream.result;
