@@ -145,10 +145,11 @@ describe('greedy speculative decoding', () => {
     // Drafts the plain output's next two tokens in the second branch, behind a wrong first branch.
     const oracle: Strategy = {
       name: 'tree-oracle',
-      propose(context) {
+      propose(context, _root, budget) {
         const done = context.length + 1 - tokenizer.encode(prompt, { addSpecial: true }).length;
         const [a, b] = [want[done] ?? 0, want[done + 1] ?? 0];
-        return { tokens: [(a + 1) % 300, 4, a, b, (b + 7) % 300], parents: [-1, 0, -1, 2, 2] };
+        // A prefix of a DFS preorder is still a tree: cut to the budget near the end.
+        return { tokens: [(a + 1) % 300, 4, a, b, (b + 7) % 300].slice(0, budget), parents: [-1, 0, -1, 2, 2].slice(0, budget) };
       },
     };
     const { result, session } = await speculative(oracle, 60);

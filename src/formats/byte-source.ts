@@ -101,10 +101,17 @@ async function readBody(response: Response, limit: number, url: string): Promise
 export async function urlSource(url: string, options: UrlSourceOptions = {}): Promise<ByteSource> {
   const doFetch = options.fetch ?? globalThis.fetch;
   const first = Math.max(1, options.firstChunk ?? 1 << 20);
-  const get = (start: number, endInclusive: number) => doFetch(url, {
-    headers: { ...options.headers, Range: `bytes=${start}-${endInclusive}` },
-    signal: options.signal,
-  });
+  const get = async (start: number, endInclusive: number) => {
+    const init = { headers: { ...options.headers, Range: `bytes=${start}-${endInclusive}` }, signal: options.signal };
+    try {
+      return await doFetch(url, init);
+    } catch (error) {
+      // One retry for a dropped connection (a server closing an idle keep-alive socket as it is
+      // reused); an abort or a second failure goes to the caller.
+      if (options.signal?.aborted || !(error instanceof TypeError)) throw error;
+      return doFetch(url, init);
+    }
+  };
 
   const response = await get(0, first - 1);
   if (response.status === 416) {
