@@ -9,7 +9,6 @@ process.env.XDG_RUNTIME_DIR ??= '/tmp';
 
 export default defineConfig({
   testDir: 'e2e',
-  globalSetup: './e2e/global-setup.ts',
   timeout: 180_000,
   workers: 1,
   reporter: [['list'], ['json', { outputFile: 'test-reports/e2e.json' }]],
@@ -33,9 +32,11 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `npx vite --host 127.0.0.1 --port ${port} --strictPort`,
+    // The example app imports the built ES module: build it before the server starts, so the
+    // server sees dist/ from its first request.
+    command: `npm run build && npx vite --host 127.0.0.1 --port ${port} --strictPort`,
     url: `http://127.0.0.1:${port}/`,
     reuseExistingServer: !process.env.CI,
-    timeout: 60_000,
+    timeout: 180_000,
   },
 });
