@@ -11,6 +11,7 @@ import type { CompletionResult, SpeculativeRequest } from '../src/engine/engine-
 import { adapterSlug } from './model-report';
 
 process.env.VK_ICD_FILENAMES ??= '/usr/lib/chromium/vk_swiftshader_icd.json';
+process.env.XDG_RUNTIME_DIR ??= '/tmp';
 const arg = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const tokens = Number(arg('tokens', '96'));
 const modelPath = arg('model', 'models/target.q8_0.gguf');
