@@ -59,7 +59,8 @@ export class AbortError extends Error {
   }
 }
 
-export async function generate(gpu: Gpu, model: Decoder, tokenizer: Tokenizer, session: Session, request: GenerateRequest): Promise<GenerateResult> {
+/** The prompt's ids, checked against the vocabulary and the session's room; and the token budget. */
+export function checkedPrompt(model: Decoder, tokenizer: Tokenizer, session: Session, request: GenerateRequest): { prompt: number[]; maxTokens: number } {
   const prompt = request.tokens ?? tokenizer.encode(request.prompt ?? '', { addSpecial: true });
   if (prompt.length === 0) throw new GpuError('bad-argument', 'generate: empty prompt (give text or at least one token)');
   const vocab = model.config.vocabSize;
@@ -69,11 +70,69 @@ export async function generate(gpu: Gpu, model: Decoder, tokenizer: Tokenizer, s
   if (session.length + prompt.length + maxTokens > session.capacity && !session.canEvict) {
     throw new GpuError('too-large', `generate: ${session.length} cached + ${prompt.length} prompt + ${maxTokens} new tokens exceed the session's context of ${session.capacity}`);
   }
+  return { prompt, maxTokens };
+}
+
+/**
+ * The generated tokens and their text: generation stops at an end-of-generation or stop token and
+ * at a stop string (both left out); each new piece of valid UTF-8 is streamed to onToken.
+ */
+export class GeneratedText {
+  readonly tokens: number[] = [];
+  text = '';
+  stopped = false;
+  private readonly decoder: ReturnType<Tokenizer['streamingDecoder']>;
+  private readonly stopIds: Set<number>;
+  private readonly stops: string[];
+
+  constructor(private readonly tokenizer: Tokenizer, private readonly request: GenerateRequest) {
+    this.decoder = tokenizer.streamingDecoder();
+    this.stopIds = new Set(request.stopTokens ?? []);
+    this.stops = request.stop?.filter((s) => s.length > 0) ?? [];
+  }
+
+  /** Adds a sampled token; false when generation stops here. */
+  push(id: number): boolean {
+    if (this.tokenizer.isEndOfGeneration(id) || this.stopIds.has(id)) return !(this.stopped = true);
+    this.tokens.push(id);
+    const piece = this.decoder.push(id);
+    this.text += piece;
+    const stopAt = this.stops.length ? findStop(this.text, this.stops) : -1;
+    if (stopAt >= 0) {
+      this.text = this.text.slice(0, stopAt);
+      return !(this.stopped = true);
+    }
+    if (piece) this.request.onToken?.(piece, id);
+    return true;
+  }
+
+  /** Streams what the decoder still holds, unless generation stopped (then the text is final). */
+  flush(): void {
+    if (this.stopped) return;
+    const rest = this.decoder.flush();
+    this.text += rest;
+    if (rest) this.request.onToken?.(rest, -1);
+  }
+}
+
+/** Per-request stats: prefill is the time to the first token, decode the time after it. */
+export function generationStats(promptTokens: number, generatedTokens: number, start: number, firstTokenAt: number, end: number): GenerationStats {
+  const prefillMs = firstTokenAt ? firstTokenAt - start : 0;
+  const decodeMs = firstTokenAt ? end - firstTokenAt : 0;
+  return {
+    promptTokens, generatedTokens, prefillMs, decodeMs,
+    prefillTokensPerSecond: prefillMs > 0 ? (promptTokens / prefillMs) * 1000 : 0,
+    decodeTokensPerSecond: decodeMs > 0 && generatedTokens > 1 ? ((generatedTokens - 1) / decodeMs) * 1000 : 0,
+    timeToFirstTokenMs: prefillMs,
+  };
+}
+
+export async function generate(gpu: Gpu, model: Decoder, tokenizer: Tokenizer, session: Session, request: GenerateRequest): Promise<GenerateResult> {
+  const { prompt, maxTokens } = checkedPrompt(model, tokenizer, session, request);
+  const vocab = model.config.vocabSize;
   const temperature = request.temperature ?? 0.8;
   const seed = (request.seed ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
-  const stopIds = new Set(request.stopTokens ?? []);
-  const stops = request.stop?.filter((s) => s.length > 0) ?? [];
-  const decoder = tokenizer.streamingDecoder();
+  const output = new GeneratedText(tokenizer, request);
   const history = [...session.tokens, ...prompt];
 
   const start = performance.now();
@@ -88,10 +147,7 @@ export async function generate(gpu: Gpu, model: Decoder, tokenizer: Tokenizer, s
   const penaltyWindow = request.repeatLastN ?? 64;
   const penalty = request.repetitionPenalty ?? 1;
 
-  const out: number[] = [];
-  let text = '';
   let finishReason: GenerateResult['finishReason'] = 'length';
-  let prefillMs = 0;
   let firstTokenAt = 0;
   for (let step = 0; step < maxTokens; step++) {
     if (request.signal?.aborted) {
@@ -111,51 +167,24 @@ export async function generate(gpu: Gpu, model: Decoder, tokenizer: Tokenizer, s
     }, 'sample');
     const id = (await gpu.readU32(tokenBuffer, 1))[0];
     penaltyTokens?.destroy();
-    if (step === 0) {
-      firstTokenAt = performance.now();
-      prefillMs = firstTokenAt - start;
-    }
-    if (tokenizer.isEndOfGeneration(id) || stopIds.has(id)) {
+    if (step === 0) firstTokenAt = performance.now();
+    if (!output.push(id)) {
       finishReason = 'stop';
       break;
     }
-    out.push(id);
     history.push(id);
-    const piece = decoder.push(id);
-    text += piece;
-    const stopAt = stops.length ? findStop(text, stops) : -1;
-    if (stopAt >= 0) {
-      text = text.slice(0, stopAt);
-      finishReason = 'stop';
-      break;
-    }
-    if (piece) request.onToken?.(piece, id);
     if (request.signal?.aborted) {
       finishReason = 'abort';
       break;
     }
     if (step + 1 < maxTokens) await session.decode(id);
   }
-  if (finishReason !== 'stop') {
-    const rest = decoder.flush();
-    text += rest;
-    if (rest) request.onToken?.(rest, -1);
-  }
-  const end = performance.now();
-  const decodeMs = firstTokenAt ? end - firstTokenAt : 0;
+  output.flush();
   return {
-    text,
-    tokens: out,
+    text: output.text,
+    tokens: output.tokens,
     finishReason,
-    stats: {
-      promptTokens: prompt.length,
-      generatedTokens: out.length,
-      prefillMs,
-      decodeMs,
-      prefillTokensPerSecond: prefillMs > 0 ? (prompt.length / prefillMs) * 1000 : 0,
-      decodeTokensPerSecond: decodeMs > 0 && out.length > 1 ? ((out.length - 1) / decodeMs) * 1000 : 0,
-      timeToFirstTokenMs: firstTokenAt ? firstTokenAt - start : 0,
-    },
+    stats: generationStats(prompt.length, output.tokens.length, start, firstTokenAt, performance.now()),
   };
 }
 

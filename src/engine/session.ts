@@ -129,30 +129,10 @@ export class Session {
    * occupy the slots after the cache but are not committed: the cache length is unchanged.
    */
   async evaluateTree(tokens: number[], parents: number[]): Promise<Float32Array[]> {
-    const n = tokens.length;
-    if (n !== parents.length || n < 1 || n > this.scratch.maxTokens) {
-      throw new GpuError('bad-argument', `evaluateTree: ${n} tokens with ${parents.length} parents (1..${this.scratch.maxTokens} nodes)`);
-    }
-    if (this.length + n > this.capacity) throw new GpuError('too-large', `a tree of ${n} does not fit after ${this.length} cached tokens (context ${this.capacity})`);
-    const { treeEnd, depths } = treeMaskFromParents(parents);
-    const first = this.length;
-    const treeEndBuffer = this.gpu.upload(treeEnd, 'tree end');
-    this.gpu.write(this.ids, Uint32Array.from(tokens));
-    this.gpu.write(this.positions, depths.map((d) => first + d));
-    this.gpu.write(this.slots, Uint32Array.from(tokens, (_, i) => first + i));
-    try {
-      await this.gpu.run((pass) => {
-        this.model.forward(pass, this.scratch, this.caches, {
-          count: n, ids: this.ids, positions: this.positions, slots: this.slots,
-          queryStart: first, kvLen: first + n, mask: { kind: 'tree', treeEnd: treeEndBuffer }, logits: 'all',
-        });
-      }, 'verify tree');
-      const vocab = this.model.config.vocabSize;
-      const logits = await this.gpu.readF32(this.scratch.logits, n * vocab);
-      return Array.from({ length: n }, (_, i) => logits.slice(i * vocab, (i + 1) * vocab));
-    } finally {
-      treeEndBuffer.destroy();
-    }
+    const n = await this.runTree('evaluateTree', tokens, parents);
+    const vocab = this.model.config.vocabSize;
+    const logits = await this.gpu.readF32(this.scratch.logits, n * vocab);
+    return Array.from({ length: n }, (_, i) => logits.slice(i * vocab, (i + 1) * vocab));
   }
 
   /**
@@ -163,9 +143,19 @@ export class Session {
    * (and may read the logits after the forward); then they are read back with the argmaxes.
    */
   async verifyTreeGreedy(tokens: number[] | GpuDraft, parents: number[]): Promise<{ targetNext: Uint32Array; tokens: number[] }> {
+    const n = await this.runTree('verifyTreeGreedy', tokens, parents, (pass, rows) => {
+      argmax(this.gpu, pass, { x: this.scratch.logits, out: this.treeArgmax, rows, n: this.model.config.vocabSize });
+      if (!Array.isArray(tokens)) tokens.afterVerify?.(pass, this.scratch.logits, this.ids, rows);
+    });
+    const targetNext = await this.gpu.readU32(this.treeArgmax, n);
+    return { targetNext, tokens: Array.isArray(tokens) ? tokens : Array.from(await this.gpu.readU32(this.ids, n)) };
+  }
+
+  /** One forward over a token tree after the cache (logits of every node in scratch.logits); returns the node count. */
+  private async runTree(what: string, tokens: number[] | GpuDraft, parents: number[], after?: (pass: GPUComputePassEncoder, rows: number) => void): Promise<number> {
     const n = Array.isArray(tokens) ? tokens.length : tokens.count;
     if (n !== parents.length || n < 1 || n > this.scratch.maxTokens) {
-      throw new GpuError('bad-argument', `verifyTreeGreedy: ${n} tokens with ${parents.length} parents (1..${this.scratch.maxTokens} nodes)`);
+      throw new GpuError('bad-argument', `${what}: ${n} tokens with ${parents.length} parents (1..${this.scratch.maxTokens} nodes)`);
     }
     if (this.length + n > this.capacity) throw new GpuError('too-large', `a tree of ${n} does not fit after ${this.length} cached tokens (context ${this.capacity})`);
     const { treeEnd, depths } = treeMaskFromParents(parents);
@@ -181,11 +171,9 @@ export class Session {
           count: n, ids: this.ids, positions: this.positions, slots: this.slots,
           queryStart: first, kvLen: first + n, mask: { kind: 'tree', treeEnd: treeEndBuffer }, logits: 'all',
         });
-        argmax(this.gpu, pass, { x: this.scratch.logits, out: this.treeArgmax, rows: n, n: this.model.config.vocabSize });
-        if (!Array.isArray(tokens)) tokens.afterVerify?.(pass, this.scratch.logits, this.ids, n);
+        after?.(pass, n);
       }, 'verify tree');
-      const targetNext = await this.gpu.readU32(this.treeArgmax, n);
-      return { targetNext, tokens: Array.isArray(tokens) ? tokens : Array.from(await this.gpu.readU32(this.ids, n)) };
+      return n;
     } finally {
       treeEndBuffer.destroy();
     }

@@ -2,11 +2,10 @@
 // the target (tree attention, positions prefix + depth), keeps the longest path whose tokens are
 // the target's own greedy choices, commits that path's K/V, and emits its tokens plus the target's
 // next choice. The output is the target's greedy output; only token ids leave the GPU.
-import { GpuError } from '../../gpu';
 import type { Decoder } from '../../models/decoder';
 import type { Tokenizer } from '../../tokenizer';
 import { EngineError } from '../errors';
-import { type GenerateRequest, type GenerateResult, findStop } from '../generate';
+import { type GenerateRequest, type GenerateResult, GeneratedText, checkedPrompt, generationStats } from '../generate';
 import type { Session } from '../session';
 import { AcceptanceStats, chooseDraftSize, measureVerifyCost } from './sizing';
 import { EMPTY_TREE, type Strategy, acceptGreedy } from './strategy';
@@ -46,49 +45,18 @@ export async function generateSpeculative(
   if ((request.temperature ?? 0) !== 0) {
     throw new EngineError('bad-request', 'speculative decoding runs greedy (temperature 0) for now; sampling comes with lossless speculative sampling');
   }
-  const prompt = request.tokens ?? tokenizer.encode(request.prompt ?? '', { addSpecial: true });
-  if (prompt.length === 0) throw new GpuError('bad-argument', 'generate: empty prompt (give text or at least one token)');
-  const vocab = model.config.vocabSize;
-  const bad = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
-  if (bad !== undefined) throw new GpuError('bad-argument', `generate: token id ${bad} is outside the vocabulary (${vocab})`);
-  const maxTokens = request.maxTokens ?? 256;
-  if (session.length + prompt.length + maxTokens > session.capacity) {
-    throw new GpuError('too-large', `generate: ${session.length} cached + ${prompt.length} prompt + ${maxTokens} new tokens exceed the session's context of ${session.capacity}`);
-  }
-  const stopIds = new Set(request.stopTokens ?? []);
-  const stops = request.stop?.filter((s) => s.length > 0) ?? [];
-  const decoder = tokenizer.streamingDecoder();
+  const { prompt, maxTokens } = checkedPrompt(model, tokenizer, session, request);
+  const output = new GeneratedText(tokenizer, request);
   const maxNodes = Math.min(options.maxNodes ?? 16, session.scratch.maxTokens - 1);
   const base = session.length;
 
   const start = performance.now();
   await session.prefill(prompt.slice(0, -1), request.signal);
   let root = prompt.at(-1)!;
-  const out: number[] = [];
-  let text = '';
   let finishReason = 'length' as GenerateResult['finishReason'];
   let firstTokenAt = 0;
   const stats: SpeculativeStats = { strategy: strategy.name, draftSize: maxNodes, steps: 0, drafted: 0, accepted: 0, tokensPerStep: 0, acceptanceRate: 0 };
   const sizing = options.sizing === 'auto' ? await startSizing(session, strategy, maxNodes) : undefined;
-
-  /** Emits one token; false when generation must stop before it. */
-  const emit = (id: number): boolean => {
-    if (tokenizer.isEndOfGeneration(id) || stopIds.has(id)) {
-      finishReason = 'stop';
-      return false;
-    }
-    out.push(id);
-    const piece = decoder.push(id);
-    text += piece;
-    const stopAt = stops.length ? findStop(text, stops) : -1;
-    if (stopAt >= 0) {
-      text = text.slice(0, stopAt);
-      finishReason = 'stop';
-      return false;
-    }
-    if (piece) request.onToken?.(piece, id);
-    return out.length < maxTokens;
-  };
 
   for (;;) {
     if (request.signal?.aborted) {
@@ -97,7 +65,7 @@ export async function generateSpeculative(
     }
     const size = sizing ? await sizing.next(stats.steps) : maxNodes;
     stats.draftSize = size;
-    const budget = Math.min(size, maxTokens - out.length - 1, session.capacity - session.length - 1);
+    const budget = Math.min(size, maxTokens - output.tokens.length - 1, session.capacity - session.length - 1);
     const tree = budget > 0 ? await strategy.propose(session.tokens, root, budget) : EMPTY_TREE;
     if (tree.parents.length > Math.max(0, budget)) throw new EngineError('internal', `${strategy.name} proposed ${tree.parents.length} nodes over a budget of ${budget}`);
     const parents = [-1, ...tree.parents.map((p) => p + 1)];
@@ -115,34 +83,25 @@ export async function generateSpeculative(
     if (!firstTokenAt) firstTokenAt = performance.now();
     let more = true;
     for (const node of [...path.slice(1).map((i) => nodes[i]), bonus]) {
-      if (!(more = emit(node))) break;
+      if (!(more = output.push(node) && output.tokens.length < maxTokens)) break;
     }
-    if (!more) break;
+    if (!more) {
+      if (output.stopped) finishReason = 'stop';
+      break;
+    }
     root = bonus;
   }
   // Leave the cache as plain generation does: the prompt and every emitted token but the last.
+  const out = output.tokens;
   session.truncate(Math.min(session.length, base + prompt.length + Math.max(0, out.length - 1)));
-  if (finishReason !== 'stop') {
-    const rest = decoder.flush();
-    text += rest;
-    if (rest) request.onToken?.(rest, -1);
-  }
-  const end = performance.now();
-  const prefillMs = firstTokenAt ? firstTokenAt - start : 0;
-  const decodeMs = firstTokenAt ? end - firstTokenAt : 0;
+  output.flush();
   stats.tokensPerStep = stats.steps ? out.length / stats.steps : 0;
   stats.acceptanceRate = stats.drafted ? stats.accepted / stats.drafted : 0;
   return {
-    text, tokens: out, finishReason, speculative: stats,
-    stats: {
-      promptTokens: prompt.length, generatedTokens: out.length, prefillMs, decodeMs,
-      prefillTokensPerSecond: prefillMs > 0 ? (prompt.length / prefillMs) * 1000 : 0,
-      decodeTokensPerSecond: decodeMs > 0 && out.length > 1 ? ((out.length - 1) / decodeMs) * 1000 : 0,
-      timeToFirstTokenMs: prefillMs,
-    },
+    text: output.text, tokens: out, finishReason, speculative: stats,
+    stats: generationStats(prompt.length, out.length, start, firstTokenAt, performance.now()),
   };
 }
-
 
 /** Sizing state for one generation: the verify cost curve (re-measured when the context doubles) and acceptance by depth. */
 async function startSizing(session: Session, strategy: Strategy, maxNodes: number) {
