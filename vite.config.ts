@@ -13,13 +13,17 @@ export default defineConfig({
     target: 'es2022',
     sourcemap: true,
     lib: {
-      entry: resolve(import.meta.dirname, 'src/index.ts'),
+      entry: {
+        tokenwise: resolve(import.meta.dirname, 'src/index.ts'),
+        // createEngine() in Node starts this file, beside tokenwise.js, as its worker thread.
+        'engine.node-worker': resolve(import.meta.dirname, 'src/workers/engine.node-worker.ts'),
+      },
       formats: ['es'],
-      fileName: 'tokenwise',
+      fileName: (_format, name) => `${name}.js`,
     },
     rollupOptions: {
-      // Dawn is the Node path only; browsers use navigator.gpu.
-      external: ['webgpu'],
+      // Dawn and worker_threads are the Node path only; browsers use navigator.gpu and Worker.
+      external: ['webgpu', /^node:/],
     },
   },
 });

@@ -1,13 +1,17 @@
 // The demo page and the example app in Chromium's WebGPU, with the engine in its Web Worker:
 // the built-in model loads with progress and streams what the engine computes in Node; abort;
-// the model cache; clear errors after which the page still works; a strict CSP; the ES module.
+// the model cache; clear errors after which the page still works; a strict CSP; the ES module,
+// in a page and in a Node script.
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { expect, type Page, test } from '@playwright/test';
 import { createEngine } from '../src/index';
 
 const MODEL = 'models/target.q8_0.gguf';
 const PROMPT = 'And God said,';
 const TOKENS = 24;
+const run = promisify(execFile);
 
 /** The in-Node engine's greedy tokens for the demo's default model and prompt. */
 let nodeGreedy: Promise<{ tokens: number[]; text: string }> | undefined;
@@ -141,6 +145,12 @@ test('the example app imports the built ES module and generates the same text', 
   const out = page.locator('#out');
   await expect(out).toHaveAttribute('data-tokens', /\[/, { timeout: 120_000 });
   expect(JSON.parse((await out.getAttribute('data-tokens'))!)).toEqual((await inNode()).tokens);
+});
+
+test('the Node example imports the built ES module, runs the engine in a worker thread and generates the same text', async () => {
+  const { stdout } = await run(process.execPath, ['examples/node/generate.mjs', MODEL, PROMPT], { timeout: 300_000 });
+  const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as { tokens: number[] };
+  expect(summary.tokens).toEqual((await inNode()).tokens);
 });
 
 test('the OPFS cache serves a reload without downloading the model again', async ({ page }) => {

@@ -222,3 +222,48 @@ describe('Engine (in-thread)', () => {
     await empty.dispose();
   });
 });
+
+describe('Engine in a Node worker thread (the default in Node)', () => {
+  let engine: Engine;
+  let server: TestServer;
+  let greedy: number[];
+  beforeAll(async () => {
+    engine = createEngine();
+    server = await serveFiles({ '/model.gguf': model });
+    greedy = await reference({ prompt, maxTokens: 12 });
+  });
+  afterAll(async () => {
+    await engine?.dispose();
+    await server?.close();
+  });
+
+  it('loads by URL with progress callbacks across the thread, and greedy output equals plain generate()', async () => {
+    expect(engine.inWorker).toBe(true);
+    const phases = new Set<string>();
+    const info = await engine.load(server.url('/model.gguf'), { onProgress: (p) => phases.add(p.phase) });
+    expect(info).toMatchObject({ architecture: 'llama', layers: 2 });
+    expect([...phases].sort()).toEqual(['compile', 'download', 'upload']);
+    const stream = engine.generate({ prompt, maxTokens: 12, temperature: 0 });
+    const pieces: string[] = [];
+    for await (const piece of stream) pieces.push(piece);
+    const result = await stream.result;
+    expect(result.tokens).toEqual(greedy);
+    expect(pieces.join('')).toBe(result.text);
+  });
+
+  it('aborts across the thread, keeps error kinds, and serves the next request', async () => {
+    const controller = new AbortController();
+    const stream = engine.generate({ prompt, maxTokens: 200, temperature: 0, signal: controller.signal });
+    let seen = 0;
+    for await (const _ of stream) if (++seen === 2) controller.abort();
+    expect((await stream.result).finishReason).toBe('abort');
+    expect(await kindOf(engine.load(new Uint8Array([1, 2, 3])))).toBe('bad-model');
+    expect((await engine.generate({ prompt, maxTokens: 12, temperature: 0 }).result).tokens).toEqual(greedy);
+  });
+
+  it('dispose ends the thread, and later calls fail instead of hanging', async () => {
+    const other = createEngine();
+    await other.dispose();
+    expect(await kindOf(other.info())).toBe('bad-request');
+  });
+});

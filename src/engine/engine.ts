@@ -4,7 +4,7 @@
 import type { RequestGpuOptions } from '../gpu';
 import type { ModelSource } from '../loading/model-files';
 import type { ChatMessage } from '../tokenizer';
-import { Comlink } from '../workers/transfer';
+import { Comlink, nodeEndpoint, type NodePort } from '../workers/transfer';
 import {
   type CompletionRequest, type CompletionResult, EngineCore, type LoadOptions, type LoadProgress, type ModelInfo, type SessionOptions,
 } from './engine-core';
@@ -100,42 +100,95 @@ type Backend = {
 const METHODS = ['load', 'loadDraft', 'generate', 'abort', 'createSession', 'deleteSession', 'info', 'unload', 'dispose'] as const;
 
 export interface CreateEngineOptions {
-  /** Run in a Web Worker (default where Worker exists) or in this thread (false); or a Worker you made from src/workers/engine.worker.ts. */
+  /**
+   * Run in a worker (the default: a Web Worker in browsers, a worker thread in Node) or in this
+   * thread (false); or a Web Worker you made from src/workers/engine.worker.ts.
+   */
   worker?: boolean | Worker;
   /** In-thread only: options for the WebGPU device (a worker engine uses the defaults). */
   gpu?: RequestGpuOptions;
 }
 
+const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
+
 export function createEngine(options: CreateEngineOptions = {}): Engine {
-  const useWorker = options.worker ?? typeof Worker !== 'undefined';
+  const useWorker = options.worker ?? (typeof Worker !== 'undefined' || isNode);
   if (!useWorker) {
     const core = new EngineCore(options.gpu);
     const backend = Object.fromEntries(METHODS.map((name) => [name, async (...args: unknown[]) => (core[name] as (...a: unknown[]) => unknown)(...args)])) as Backend;
     return new EngineClient(backend, false, (fn) => fn, async () => undefined);
   }
-  const worker = options.worker instanceof Worker
-    ? options.worker
-    : new Worker(new URL('../workers/engine.worker.ts', import.meta.url), { type: 'module', name: 'tokenwise-engine' });
-  const remote = Comlink.wrap<EngineCore>(worker);
-  // A worker that fails to start or crashes never answers: every call races this.
+  return typeof Worker === 'undefined' && isNode ? connectNodeWorker() : connectWebWorker(options.worker);
+}
+
+/** Where a worker's failure is reported: it rejects every call from then on, including those waiting. */
+function failureWatch() {
   let failed: EngineError | undefined;
   let fail: (error: EngineError) => void = () => undefined;
   const died = new Promise<never>((_, reject) => {
     fail = (error) => {
-      failed = error;
+      failed ??= error;
       reject(error);
     };
   });
   died.catch(() => undefined);
-  worker.addEventListener('error', (event) => fail(new EngineError('internal', `the engine worker failed: ${(event as ErrorEvent).message || 'it could not start (check that its script is served)'}`)));
-  worker.addEventListener('messageerror', () => fail(new EngineError('internal', 'a message from the engine worker could not be read')));
+  return { fail, died, failed: () => failed };
+}
+
+/** The Engine over a Comlink endpoint; every call races the worker's failure, so a crash never hangs a caller. */
+function workerClient(endpoint: Comlink.Endpoint, watch: ReturnType<typeof failureWatch>, terminate: () => unknown): Engine {
+  const remote = Comlink.wrap<EngineCore>(endpoint);
   const backend = Object.fromEntries(METHODS.map((name) => [name, (...args: unknown[]) => {
+    const failed = watch.failed();
     if (failed) return Promise.reject(failed);
-    return Promise.race([(remote[name] as unknown as (...a: unknown[]) => Promise<unknown>)(...args), died]);
+    return Promise.race([(remote[name] as unknown as (...a: unknown[]) => Promise<unknown>)(...args), watch.died]);
   }])) as Backend;
   return new EngineClient(backend, true, (fn) => Comlink.proxy(fn), async () => {
+    watch.fail(new EngineError('bad-request', 'this engine was disposed'));
     remote[Comlink.releaseProxy]();
-    worker.terminate();
+    await terminate();
+  });
+}
+
+function connectWebWorker(given: boolean | Worker | undefined): Engine {
+  const worker = given instanceof Worker
+    ? given
+    : new Worker(new URL('../workers/engine.worker.ts', import.meta.url), { type: 'module', name: 'tokenwise-engine' });
+  const watch = failureWatch();
+  worker.addEventListener('error', (event) => watch.fail(new EngineError('internal', `the engine worker failed: ${(event as ErrorEvent).message || 'it could not start (check that its script is served)'}`)));
+  worker.addEventListener('messageerror', () => watch.fail(new EngineError('internal', 'a message from the engine worker could not be read')));
+  return workerClient(worker, watch, () => worker.terminate());
+}
+
+/** The Node side of worker_threads, as much of it as this file uses. */
+interface NodeWorker extends NodePort {
+  on(event: 'message' | 'error' | 'messageerror' | 'exit', listener: (value: never) => void): unknown;
+  terminate(): Promise<number>;
+}
+
+function connectNodeWorker(): Engine {
+  const threads = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule?.('node:worker_threads') as
+    { Worker: new (url: URL, options: { name?: string; workerData?: unknown }) => NodeWorker } | undefined;
+  if (!threads) throw new EngineError('unsupported', 'a worker engine in Node needs Node 20.16 or later (process.getBuiltinModule); use createEngine({ worker: false })');
+  // From the sources (tsx, vitest) the worker is TypeScript that tsx compiles; from the build it is
+  // the engine.node-worker.js beside this bundle. The names are variables so that bundlers leave
+  // them alone.
+  const fromSources = import.meta.url.endsWith('.ts');
+  const here = import.meta.url;
+  const script = new URL(fromSources ? '../workers/engine.node-worker.ts' : './engine.node-worker.js', here);
+  const worker = fromSources
+    ? new threads.Worker(new URL('../workers/node-worker-from-sources.mjs', here), { name: 'tokenwise-engine', workerData: { script: script.href } })
+    : new threads.Worker(script, { name: 'tokenwise-engine' });
+  const watch = failureWatch();
+  let ending = false;
+  worker.on('error', (error: Error) => watch.fail(new EngineError('internal', `the engine worker failed: ${error.message}`)));
+  worker.on('messageerror', () => watch.fail(new EngineError('internal', 'a message from the engine worker could not be read')));
+  worker.on('exit', (code: number) => {
+    if (!ending) watch.fail(new EngineError('internal', `the engine worker exited (code ${code})`));
+  });
+  return workerClient(nodeEndpoint(worker), watch, () => {
+    ending = true;
+    return worker.terminate();
   });
 }
 

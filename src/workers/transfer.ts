@@ -30,4 +30,35 @@ Comlink.transferHandlers.set('throw', {
   },
 });
 
+/** A worker_threads port or Worker, as much of it as Comlink needs. */
+export interface NodePort {
+  postMessage(message: unknown, transfer?: readonly unknown[]): void;
+  on(event: 'message', listener: (data: unknown) => void): unknown;
+  off(event: 'message', listener: (data: unknown) => void): unknown;
+  start?(): void;
+}
+
+/** Comlink's endpoint over Node's worker_threads, whose ports deliver the data itself, not an event. */
+export function nodeEndpoint(port: NodePort): Comlink.Endpoint {
+  const listeners = new Map<EventListenerOrEventListenerObject, (data: unknown) => void>();
+  return {
+    postMessage: (message, transfer) => port.postMessage(message, transfer),
+    addEventListener(_type, handler) {
+      const listener = (data: unknown) => {
+        const event = { data } as MessageEvent;
+        if ('handleEvent' in handler) handler.handleEvent(event);
+        else handler(event);
+      };
+      listeners.set(handler, listener);
+      port.on('message', listener);
+    },
+    removeEventListener(_type, handler) {
+      const listener = listeners.get(handler);
+      if (listener) port.off('message', listener);
+      listeners.delete(handler);
+    },
+    start: port.start?.bind(port),
+  };
+}
+
 export { Comlink };
