@@ -88,3 +88,49 @@ export function emittedDistribution(p: Distribution, q: Distribution, b: number)
   visit([], 1, p, q);
   return out;
 }
+
+/**
+ * The whole verify decision over a draft tree, as src/shaders/speculative.ts makes it (float64):
+ * from the root, try each node's children in index order (acceptSiblings' rules, with point-mass
+ * drafts when `draft` is null), move to an accepted child, and at the first node where none is
+ * accepted (or a leaf) draw the emitted token from what is left. `uniform(k)` is the k-th draw.
+ */
+export function acceptTreeRef(
+  probs: ArrayLike<number>, draft: ArrayLike<number> | null, tokens: readonly number[], parents: readonly number[], vocab: number, uniform: (k: number) => number,
+): { path: number[]; token: number } {
+  const row = (x: ArrayLike<number>, i: number) => Float64Array.from({ length: vocab }, (_, j) => x[i * vocab + j]);
+  const path = [0];
+  let k = 0;
+  for (;;) {
+    const current = path.at(-1)!;
+    let r = row(probs, current);
+    let left = draft ? row(draft, current) : null;
+    let next = -1;
+    for (let c = current + 1; c < tokens.length; c++) {
+      if (parents[c] !== current) continue;
+      const x = tokens[c];
+      const sumR = r.reduce((a, b) => a + b, 0);
+      const u = uniform(k++);
+      if (left) {
+        const sumQ = left.reduce((a, b) => a + b, 0);
+        const px = r[x] / sumR;
+        const qx = left[x] / sumQ;
+        if (u < (qx > 0 ? Math.min(1, px / qx) : px > 0 ? 1 : 0)) { next = c; break; }
+        const q = left;
+        r = r.map((v, i) => Math.max(0, v / sumR - q[i] / sumQ));
+        left = left.slice();
+        left[x] = 0;
+      } else {
+        if (u < r[x] / sumR) { next = c; break; }
+        r = r.slice();
+        r[x] = 0;
+      }
+    }
+    if (next < 0) {
+      if (!(r.reduce((a, b) => a + b, 0) > 0)) r = row(probs, current);
+      const sum = r.reduce((a, b) => a + b, 0);
+      return { path, token: sampleFrom(r.map((v) => v / sum), uniform(k)) };
+    }
+    path.push(next);
+  }
+}

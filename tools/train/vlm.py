@@ -26,7 +26,7 @@ VIT_DIM, VIT_LAYERS, VIT_HEADS, VIT_FFN = 128, 4, 4, 512
 LN_EPS = 1e-5
 MEAN = STD = (0.5, 0.5, 0.5)
 LM_CONFIG = LlamaConfig(lm.VOCAB_SIZE, dim=128, layers=2, heads=4, kv_heads=2, ffn=384, context=512, tied_output=True)
-STEPS, BATCH = 4000, 24
+STEPS, BATCH = 2000, 24
 EVAL_IMAGES, EVAL_SEED = 64, 20261130
 REFERENCE_IMAGES = 3
 
