@@ -117,7 +117,8 @@ async function send(): Promise<void> {
   const times: number[] = [];
   let last = performance.now();
   const speculative = await speculativeRequest();
-  if (speculative) sampling.temperature = 0;
+  // Speculative sampling cannot apply a repetition penalty (each tree row has its own history).
+  if (speculative && (sampling.temperature ?? 0) > 0) sampling.repetitionPenalty = 1;
   const stream = engine.generate({ ...sampling, session, signal: running.signal, speculative, ...(chat ? { messages } : { prompt: text }) });
   try {
     for await (const piece of stream) {

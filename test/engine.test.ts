@@ -180,7 +180,7 @@ describe('Engine (in-thread)', () => {
     expect((await engine.generate({ prompt, maxTokens: 12, temperature: 0 }).result).tokens).toEqual(greedy);
   });
 
-  it('speculative decoding through the engine gives the plain greedy tokens with every strategy', async () => {
+  it('speculative decoding through the engine: every strategy gives the plain greedy tokens, and samples reproducibly', async () => {
     if (!(await engine.info())) await engine.load(model);
     expect(await kindOf(engine.generate({ prompt, maxTokens: 4, temperature: 0, speculative: { strategy: 'draft-model' } }).result)).toBe('bad-request');
     await engine.loadDraft(llamaFixture({ ...shape, seed: 6 }));
@@ -190,10 +190,20 @@ describe('Engine (in-thread)', () => {
       expect(result.stats.speculative?.strategy).toBe(strategy);
       expect(result.stats.speculative!.steps).toBeLessThanOrEqual(12);
     }
-    expect(await kindOf(engine.generate({ prompt, maxTokens: 4, temperature: 0.7, speculative: { strategy: 'prompt-lookup' } }).result)).toBe('bad-request');
+    // Sampling: every strategy runs (lossless by test/speculative-sampled.test.ts), a seed reproduces
+    // the tokens where the drafts depend only on the text (Token Recycling's candidates keep
+    // learning across requests), and a repetition penalty is refused with a clear kind.
+    for (const strategy of ['prompt-lookup', 'token-recycling', 'draft-model', 'layer-skip'] as const) {
+      const request = { prompt, maxTokens: 6, temperature: 0.8, topK: 20, seed: 9, speculative: { strategy, sizing: 'fixed' as const, maxNodes: 4 } };
+      const [first, again] = [await engine.generate(request).result, await engine.generate(request).result];
+      expect(first.tokens.length, strategy).toBe(6);
+      if (strategy !== 'token-recycling') expect(again.tokens, strategy).toEqual(first.tokens);
+      expect(first.stats.speculative!.steps).toBeLessThanOrEqual(6);
+    }
+    expect(await kindOf(engine.generate({ prompt, maxTokens: 4, temperature: 0.7, repetitionPenalty: 1.2, speculative: { strategy: 'prompt-lookup' } }).result)).toBe('bad-request');
     const otherVocab = llamaFixtureSpec(shape).spec;
     expect(await kindOf(engine.loadDraft(encodeGGUF({ ...otherVocab, metadata: [...(otherVocab.metadata as Iterable<readonly [string, never]>)].map(([k, v]) => k === 'tokenizer.ggml.tokens' ? [k, gv.strings((v as unknown as { value: { items: string[] } }).value.items.map((t, i) => i === 300 ? 'xyz' : t))] : [k, v]) as never })))).toBe('bad-request');
-  });
+  }, 600_000);
 
   it('a request over the session\'s context fails as too-large, and the session still works', async () => {
     if (!(await engine.info())) await engine.load(model);

@@ -48,7 +48,7 @@ function drawChildren(parents: number[], q: Float32Array, vocab: number, random:
       const left = withoutReplacement(Float64Array.from(q.subarray(node * vocab, (node + 1) * vocab)), drawn);
       let u = random();
       let token = left.findIndex((v) => (u -= v) < 0);
-      if (token < 0) token = left.findLastIndex((v) => v > 0);
+      if (token < 0) token = vocab - 1 - Array.from(left).reverse().findIndex((v) => v > 0); // rounding: the last possible token
       tokens[c] = token;
       drawn.push(token);
     }

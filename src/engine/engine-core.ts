@@ -65,7 +65,7 @@ export interface CompletionRequest extends SamplingParams {
   maxTokens?: number;
   stop?: string[];
   stopTokens?: number[];
-  /** Speculative decoding (greedy, temperature 0): the same tokens, fewer forward passes. */
+  /** Speculative decoding: fewer forward passes; greedy gives the same tokens, sampling the same distribution. */
   speculative?: SpeculativeRequest;
 }
 

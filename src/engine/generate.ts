@@ -127,10 +127,13 @@ export function generationStats(promptTokens: number, generatedTokens: number, s
   };
 }
 
+/** The temperature when a request gives none (llama.cpp's default). */
+export const DEFAULT_TEMPERATURE = 0.8;
+
 export async function generate(gpu: Gpu, model: Decoder, tokenizer: Tokenizer, session: Session, request: GenerateRequest): Promise<GenerateResult> {
   const { prompt, maxTokens } = checkedPrompt(model, tokenizer, session, request);
   const vocab = model.config.vocabSize;
-  const temperature = request.temperature ?? 0.8;
+  const temperature = request.temperature ?? DEFAULT_TEMPERATURE;
   const seed = (request.seed ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
   const output = new GeneratedText(tokenizer, request);
   const history = [...session.tokens, ...prompt];

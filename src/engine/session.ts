@@ -3,7 +3,9 @@
 import { type Gpu, GpuError } from '../gpu';
 import { treeMaskFromParents } from '../kernels/attention';
 import { type KvCache, type KvFormat, PAGE, createKvCache, destroyKvCache, identityPageTable, kvMove } from '../kernels/kv-cache';
+import { type SamplingOptions, sample } from '../kernels/sampling';
 import { argmax } from '../kernels/softmax';
+import { speculativeAccept } from '../kernels/speculative';
 import type { Decoder, DecoderScratch } from '../models/decoder';
 import { AbortError } from './generate';
 
@@ -13,6 +15,16 @@ export interface GpuDraft {
   fill(pass: GPUComputePassEncoder, ids: GPUBuffer): void;
   afterVerify?(pass: GPUComputePassEncoder, logits: GPUBuffer, ids: GPUBuffer, rows: number): void;
 }
+
+/** The drafter's distributions for speculative sampling: row i is what node i's children were drawn from. */
+export interface DraftProbs {
+  buffer: GPUBuffer;
+  /** Floats from one row to the next (rows are padded to the storage offset alignment). */
+  stride: number;
+}
+
+/** Sampling settings with the seed and step that pick this verify step's uniforms. */
+export type TreeSampling = Omit<SamplingOptions, 'seed' | 'step'> & { seed: number; step: number };
 
 export interface SessionOptions {
   /** KV slots (tokens of context). Default: the model's context length, at most 2048. */
@@ -36,6 +48,8 @@ export class Session {
   private readonly slots: GPUBuffer;
   private readonly pageTable: GPUBuffer;
   private readonly treeArgmax: GPUBuffer;
+  /** Speculative sampling's buffers, made on first use: the tree rows' distributions and the accept kernel's scratch. */
+  private sampling?: { probs: GPUBuffer; rowTokens: GPUBuffer; residual: GPUBuffer; left: GPUBuffer; result: GPUBuffer };
 
   constructor(
     private readonly gpu: Gpu,
@@ -88,7 +102,7 @@ export class Session {
   }
 
   /** One forward over `piece` (at most one scratch's worth), appended after the cached tokens. */
-  private async step(piece: number[], logits: 'last' | 'all'): Promise<void> {
+  private async step(piece: number[], logits: 'last' | 'all', after?: (pass: GPUComputePassEncoder) => void): Promise<void> {
     const first = this.length;
     const slots = Uint32Array.from(piece, (_, i) => first + i);
     this.gpu.write(this.ids, Uint32Array.from(piece));
@@ -99,6 +113,7 @@ export class Session {
         count: piece.length, ids: this.ids, positions: this.positions, slots: this.slots,
         queryStart: first, kvLen: first + piece.length, mask: { kind: 'causal' }, logits,
       });
+      after?.(pass);
     }, logits === 'all' ? 'evaluate' : 'prefill');
     this.tokens.push(...piece);
   }
@@ -149,6 +164,53 @@ export class Session {
     });
     const targetNext = await this.gpu.readU32(this.treeArgmax, n);
     return { targetNext, tokens: Array.isArray(tokens) ? tokens : Array.from(await this.gpu.readU32(this.ids, n)) };
+  }
+
+  /**
+   * Speculative sampling's verification on the GPU: runs the tree (as evaluateTree), turns every
+   * row's logits into the target's sampling distribution, and walks the tree with the lossless
+   * acceptance rules (src/shaders/speculative.ts): point-mass drafts, or children drawn from
+   * `draft`'s rows without replacement. Returns the accepted path (node indices, root first) and
+   * the token the target emits after it; nothing else leaves the GPU. As with verifyTreeGreedy,
+   * the tree's K/V wait for commitTree().
+   */
+  async verifyTreeSampled(tokens: number[] | GpuDraft, parents: number[], sampling: TreeSampling, draft?: DraftProbs): Promise<{ path: number[]; token: number; tokens: number[] }> {
+    const vocab = this.model.config.vocabSize;
+    const buffers = this.samplingBuffers();
+    const parentsBuffer = this.gpu.upload(Int32Array.from(parents), 'tree parents');
+    try {
+      const n = await this.runTree('verifyTreeSampled', tokens, parents, (pass, rows) => {
+        if (!Array.isArray(tokens)) tokens.afterVerify?.(pass, this.scratch.logits, this.ids, rows);
+        sample(this.gpu, pass, { logits: this.scratch.logits, tokens: buffers.rowTokens, rows, vocab, ...sampling, probs: buffers.probs });
+        speculativeAccept(this.gpu, pass, {
+          probs: buffers.probs, tokens: this.ids, parents: parentsBuffer, nodes: rows, vocab, seed: sampling.seed, step: sampling.step,
+          residual: buffers.residual, result: buffers.result, ...(draft ? { draft: draft.buffer, draftStride: draft.stride, left: buffers.left } : {}),
+        });
+      });
+      const result = await this.gpu.readU32(buffers.result, n + 2);
+      return {
+        path: Array.from(result.subarray(2, 2 + result[0])),
+        token: result[1],
+        tokens: Array.isArray(tokens) ? tokens : Array.from(await this.gpu.readU32(this.ids, n)),
+      };
+    } finally {
+      parentsBuffer.destroy();
+    }
+  }
+
+  private samplingBuffers() {
+    if (!this.sampling) {
+      const vocab = this.model.config.vocabSize;
+      const rows = this.scratch.maxTokens;
+      this.sampling = {
+        probs: this.gpu.buffer(rows * vocab * 4, 'tree probs'),
+        rowTokens: this.gpu.buffer(rows * 4, 'tree sampled'),
+        residual: this.gpu.buffer(vocab * 4, 'accept residual'),
+        left: this.gpu.buffer(vocab * 4, 'accept draft left'),
+        result: this.gpu.buffer((rows + 2) * 4, 'accept result'),
+      };
+    }
+    return this.sampling;
   }
 
   /** One forward over a token tree after the cache (logits of every node in scratch.logits); returns the node count. */
@@ -246,6 +308,17 @@ export class Session {
     return targetNext[rest.length - 1];
   }
 
+  /**
+   * Appends `tokens` and samples the next token from the last one's logits, writing the sampling
+   * distribution to `probs` (a draft model's q row for speculative sampling).
+   */
+  async feedSampled(tokens: number[], sampling: TreeSampling, probs: GPUBufferBinding): Promise<number> {
+    if (tokens.length > 1) await this.prefill(tokens.slice(0, -1));
+    const vocab = this.model.config.vocabSize;
+    await this.step(tokens.slice(-1), 'last', (pass) => sample(this.gpu, pass, { logits: this.scratch.logits, tokens: this.sampledToken, rows: 1, vocab, ...sampling, probs }));
+    return (await this.gpu.readU32(this.sampledToken, 1))[0];
+  }
+
   decode(token: number, signal?: AbortSignal): Promise<void> {
     return this.prefill([token], signal);
   }
@@ -262,6 +335,6 @@ export class Session {
 
   destroy(): void {
     this.caches.forEach(destroyKvCache);
-    for (const b of [this.pageTable, this.treeArgmax, this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
+    for (const b of [this.pageTable, this.treeArgmax, ...Object.values(this.sampling ?? {}), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
   }
 }

@@ -12,8 +12,13 @@ export interface SpeculativeAcceptArgs {
   parents: Binding;
   nodes: number;
   vocab: number;
-  /** f32 [nodes][vocab]: row i is the drafter's distribution that node i's children were drawn from, without replacement. Absent: point-mass drafts. */
+  /**
+   * f32 [nodes][draftStride]: row i (its first vocab values) is the drafter's distribution that
+   * node i's children were drawn from, without replacement. Absent: point-mass drafts.
+   */
   draft?: Binding;
+  /** Floats from one draft row to the next; default vocab. */
+  draftStride?: number;
   /** f32 [trials][vocab] scratch; another for `draft`'s remainder when draft is given. */
   residual: Binding;
   left?: Binding;
@@ -34,7 +39,9 @@ export function speculativeAccept(gpu: Gpu, pass: GPUComputePassEncoder, args: S
   check(!args.draft === !args.left, 'speculativeAccept: draft and left come together');
   const withDraft = !!args.draft;
   const pipeline = gpu.pipeline(`speculative-accept${withDraft ? '-draft' : ''}`, () => speculativeAcceptWgsl(withDraft));
-  const params = gpu.uniform(new Uint32Array([nodes, vocab, args.seed >>> 0, args.step >>> 0]));
+  const draftStride = args.draftStride ?? vocab;
+  check(Number.isInteger(draftStride) && draftStride >= vocab, `speculativeAccept: draft rows of ${draftStride} floats are shorter than the vocabulary`);
+  const params = gpu.uniform(new Uint32Array([nodes, vocab, args.seed >>> 0, args.step >>> 0, draftStride, 0, 0, 0]));
   const bindings = [args.probs, args.tokens, args.parents, args.residual, args.result, ...(withDraft ? [args.draft!, args.left!] : []), params];
   gpu.dispatch(pass, pipeline, bindings, [trials, 1, 1]);
 }

@@ -28,7 +28,7 @@ import { pcg3dWgsl } from './sampling';
 export const ACCEPT_WORKGROUP = 256;
 
 export const speculativeAcceptWgsl = (withDraft: boolean) => wgsl`
-struct Params { nodes: u32, vocab: u32, seed: u32, step: u32 }
+struct Params { nodes: u32, vocab: u32, seed: u32, step: u32, draft_stride: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 @group(0) @binding(0) var<storage, read> probs: array<f32>;
 @group(0) @binding(1) var<storage, read> tokens: array<u32>;
 @group(0) @binding(2) var<storage, read> parents: array<i32>;
@@ -152,7 +152,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     for (var i = lid; i < vocab; i += WG) {
       residual[base + i] = probs[cur * vocab + i];
 #if ${withDraft}
-      left[base + i] = draft[cur * vocab + i];
+      left[base + i] = draft[cur * params.draft_stride + i];
 #endif
     }
     var next = 0u; // the root is nobody's child, so 0 means none accepted

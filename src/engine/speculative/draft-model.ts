@@ -1,10 +1,13 @@
-// Draft-model speculation (A1, greedy chain): a small model with the same vocabulary drafts the
-// next tokens one by one; the target verifies them all in one pass. The draft keeps its own KV
-// cache, rolled back to the committed text before each proposal.
+// Draft-model speculation (A1, a chain): a small model with the same vocabulary drafts the next
+// tokens one by one; the target verifies them all in one pass. Greedy decoding drafts the draft's
+// argmax; sampling draws each draft from the draft's own sampling distribution q (same settings
+// as the target's, its own uniforms) and hands the q rows to the verify step, which accepts by
+// min(1, p/q) (A1 step 3). The draft keeps its own KV cache, rolled back to the committed text
+// before each proposal.
 import type { Gpu } from '../../gpu';
 import type { Decoder } from '../../models/decoder';
 import { EngineError } from '../errors';
-import { Session } from '../session';
+import { type DraftProbs, Session, type TreeSampling } from '../session';
 import { type DraftTree, EMPTY_TREE, type Strategy, chain } from './strategy';
 
 export interface DraftModelOptions {
@@ -20,8 +23,10 @@ export class DraftModel implements Strategy {
   /** Mean wall time of one drafted token, for sizing. */
   private msPerToken = 0;
   private timed = 0;
+  /** q rows for sampled drafts (row i: what draft i + 1 was drawn from), made on first use. */
+  private probs?: DraftProbs;
 
-  constructor(gpu: Gpu, readonly draft: Decoder, target: Decoder, options: DraftModelOptions = {}) {
+  constructor(private readonly gpu: Gpu, readonly draft: Decoder, target: Decoder, options: DraftModelOptions = {}) {
     if (draft.config.vocabSize !== target.config.vocabSize) {
       throw new EngineError('bad-request', `the draft model's vocabulary (${draft.config.vocabSize}) differs from the target's (${target.config.vocabSize})`);
     }
@@ -29,7 +34,7 @@ export class DraftModel implements Strategy {
     this.session = new Session(gpu, draft, { contextLength: options.contextLength ?? Math.min(draft.config.contextLength, 2048) });
   }
 
-  async propose(context: readonly number[], root: number, budget: number): Promise<DraftTree> {
+  async propose(context: readonly number[], root: number, budget: number, sampling?: TreeSampling): Promise<DraftTree> {
     const want = Math.min(this.draftLength, budget, this.session.capacity - context.length - 1);
     if (want < 1) return EMPTY_TREE;
     // Roll the draft's cache back to what it shares with the committed text, then catch up.
@@ -38,15 +43,32 @@ export class DraftModel implements Strategy {
     while (common < cached.length && common < context.length && cached[common] === context[common]) common++;
     this.session.truncate(common);
     const drafts: number[] = [];
-    let next = await this.session.feedGreedy([...context.slice(common), root]);
+    const probs = sampling && this.probRows();
+    // The draft's uniforms must not be the target's: another seed, and a step per drafted token.
+    const draw = (tokens: number[]) => probs
+      ? this.session.feedSampled(tokens, { ...sampling!, seed: (sampling!.seed ^ 0x5bd1e995) >>> 0, step: (context.length * 64 + drafts.length) >>> 0 },
+        { buffer: probs.buffer, offset: drafts.length * probs.stride * 4, size: this.draft.config.vocabSize * 4 })
+      : this.session.feedGreedy(tokens);
+    let next = await draw([...context.slice(common), root]);
     drafts.push(next);
     while (drafts.length < want) {
       const start = performance.now();
-      next = await this.session.feedGreedy([next]);
+      next = await draw([next]);
       drafts.push(next);
       this.msPerToken = (this.msPerToken * this.timed + performance.now() - start) / ++this.timed;
     }
-    return chain(drafts);
+    return probs ? { ...chain(drafts), draftProbs: probs } : chain(drafts);
+  }
+
+  /** Rows padded to the storage offset alignment, so that each can be bound on its own. */
+  private probRows(): DraftProbs {
+    if (!this.probs) {
+      const align = this.gpu.limits.minStorageBufferOffsetAlignment / 4;
+      const stride = Math.ceil(this.draft.config.vocabSize / align) * align;
+      // draftLength rows are written; the verify walk may read one more (the last draft's, unused).
+      this.probs = { buffer: this.gpu.buffer((this.draftLength + 1) * stride * 4, 'draft probs'), stride };
+    }
+    return this.probs;
   }
 
   draftMs(n: number): number {
@@ -55,5 +77,6 @@ export class DraftModel implements Strategy {
 
   destroy(): void {
     this.session.destroy();
+    this.probs?.buffer.destroy();
   }
 }

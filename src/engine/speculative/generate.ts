@@ -1,11 +1,14 @@
-// Speculative generation, greedy: each step verifies [root, ...draft tree] in one forward pass of
-// the target (tree attention, positions prefix + depth), keeps the longest path whose tokens are
-// the target's own greedy choices, commits that path's K/V, and emits its tokens plus the target's
-// next choice. The output is the target's greedy output; only token ids leave the GPU.
+// Speculative generation: each step verifies [root, ...draft tree] in one forward pass of the
+// target (tree attention, positions prefix + depth), keeps a path of it, commits that path's K/V,
+// and emits its tokens plus one token of the target's own. Greedy: the path is the longest one
+// whose tokens are the target's own greedy choices, so the output is the target's greedy output.
+// Sampling (temperature > 0): the path and the extra token come from the lossless acceptance
+// rules on the GPU (Session.verifyTreeSampled), so the output is distributed as plain sampling's.
+// Either way only token ids leave the GPU.
 import type { Decoder } from '../../models/decoder';
 import type { Tokenizer } from '../../tokenizer';
 import { EngineError } from '../errors';
-import { type GenerateRequest, type GenerateResult, GeneratedText, checkedPrompt, generationStats } from '../generate';
+import { DEFAULT_TEMPERATURE, type GenerateRequest, type GenerateResult, GeneratedText, checkedPrompt, generationStats } from '../generate';
 import type { Session } from '../session';
 import { AcceptanceStats, chooseDraftSize, measureVerifyCost } from './sizing';
 import { EMPTY_TREE, type Strategy, acceptGreedy } from './strategy';
@@ -42,9 +45,13 @@ export interface SpeculativeOptions {
 export async function generateSpeculative(
   model: Decoder, tokenizer: Tokenizer, session: Session, request: GenerateRequest, strategy: Strategy, options: SpeculativeOptions = {},
 ): Promise<SpeculativeResult> {
-  if ((request.temperature ?? 0) !== 0) {
-    throw new EngineError('bad-request', 'speculative decoding runs greedy (temperature 0) for now; sampling comes with lossless speculative sampling');
+  const temperature = request.temperature ?? DEFAULT_TEMPERATURE;
+  if (temperature > 0 && (request.repetitionPenalty ?? 1) !== 1) {
+    // The penalty depends on each tree row's own history; lossless verification would need one per row.
+    throw new EngineError('bad-request', 'speculative decoding with sampling does not support a repetition penalty; use plain decoding for it');
   }
+  const seed = (request.seed ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
+  const sampling = temperature > 0 ? { temperature, topK: request.topK, topP: request.topP, minP: request.minP, seed } : undefined;
   const { prompt, maxTokens } = checkedPrompt(model, tokenizer, session, request);
   const output = new GeneratedText(tokenizer, request);
   const maxNodes = Math.min(options.maxNodes ?? 16, session.scratch.maxTokens - 1);
@@ -66,14 +73,24 @@ export async function generateSpeculative(
     const size = sizing ? await sizing.next(stats.steps) : maxNodes;
     stats.draftSize = size;
     const budget = Math.min(size, maxTokens - output.tokens.length - 1, session.capacity - session.length - 1);
-    const tree = budget > 0 ? await strategy.propose(session.tokens, root, budget) : EMPTY_TREE;
+    // The step picks this verify's uniforms: the cache length grows every step, so it never repeats.
+    const stepSampling = sampling && { ...sampling, step: session.length };
+    const tree = budget > 0 ? await strategy.propose(session.tokens, root, budget, stepSampling) : EMPTY_TREE;
     if (tree.parents.length > Math.max(0, budget)) throw new EngineError('internal', `${strategy.name} proposed ${tree.parents.length} nodes over a budget of ${budget}`);
     const parents = [-1, ...tree.parents.map((p) => p + 1)];
-    const verified = 'tokens' in tree
-      ? await session.verifyTreeGreedy([root, ...tree.tokens], parents)
-      : await session.verifyTreeGreedy({ count: parents.length, fill: (pass: GPUComputePassEncoder, ids: GPUBuffer) => tree.fill(pass, ids, root), afterVerify: tree.afterVerify?.bind(tree) }, parents);
-    const { targetNext, tokens: nodes } = verified;
-    const { path, bonus } = acceptGreedy(nodes, parents, targetNext);
+    const draft = 'tokens' in tree
+      ? [root, ...tree.tokens]
+      : { count: parents.length, fill: (pass: GPUComputePassEncoder, ids: GPUBuffer) => tree.fill(pass, ids, root), afterVerify: tree.afterVerify?.bind(tree) };
+    let nodes: number[];
+    let path: number[];
+    let bonus: number;
+    let targetNext: Uint32Array | undefined;
+    if (stepSampling) {
+      ({ tokens: nodes, path, token: bonus } = await session.verifyTreeSampled(draft, parents, stepSampling, 'tokens' in tree ? tree.draftProbs : undefined));
+    } else {
+      ({ targetNext, tokens: nodes } = await session.verifyTreeGreedy(draft, parents));
+      ({ path, bonus } = acceptGreedy(nodes, parents, targetNext));
+    }
     await session.commitTree(nodes, path);
     await strategy.observe?.({ nodes, parents, targetNext, path });
     stats.steps++;

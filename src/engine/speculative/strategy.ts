@@ -1,11 +1,18 @@
 // Speculative decoding strategies: each proposes a draft tree after the committed text, the
 // engine verifies the whole tree in one forward pass of the target model, keeps the longest path
 // the target agrees with, and tells the strategy what happened.
+import type { DraftProbs, TreeSampling } from '../session';
 
 /** Draft nodes in DFS preorder; parents[i] is the index of node i's parent, or -1 for a child of the root. */
 export interface DraftTree {
   tokens: number[];
   parents: number[];
+  /**
+   * With sampling: the distributions the drafts were drawn from (row i for node i's children,
+   * row 0 the root's), so verification uses the q-based rules. Absent: the drafts count as
+   * point masses (chosen without randomness), which is lossless too.
+   */
+  draftProbs?: DraftProbs;
 }
 
 /**
@@ -25,8 +32,8 @@ export interface VerifiedStep {
   nodes: number[];
   /** parents of `nodes` (the root's is -1). */
   parents: number[];
-  /** The target's greedy choice after each node. */
-  targetNext: Uint32Array;
+  /** The target's greedy choice after each node (greedy decoding only). */
+  targetNext?: Uint32Array;
   /** Node indices kept, the root first. */
   path: number[];
 }
@@ -36,8 +43,10 @@ export interface Strategy {
   /**
    * A draft to follow `context` (the tokens in the target's cache) and `root` (the token emitted
    * last, not yet in the cache), with at most `budget` nodes. An empty tree means plain decoding.
+   * `sampling` is given when the target samples (temperature > 0): a drafter that samples too
+   * returns its distributions in draftProbs.
    */
-  propose(context: readonly number[], root: number, budget: number): Promise<DraftTree | GpuDraftTree> | DraftTree | GpuDraftTree;
+  propose(context: readonly number[], root: number, budget: number, sampling?: TreeSampling): Promise<DraftTree | GpuDraftTree> | DraftTree | GpuDraftTree;
   /** Expected tokens per step (bonus included) with a draft of n nodes, for sizing; default: the loop's per-depth statistics. */
   expectedTokens?(n: number): number;
   /** Drafting time for n nodes in milliseconds (0 when drafting is free, as for prompt lookup). */
