@@ -167,7 +167,7 @@ async function speculativeRequest(): Promise<SpeculativeRequest | undefined> {
     draftLoaded = true;
     $('spec-status').textContent = `draft: ${DRAFT}`;
   }
-  return { strategy: strategy as SpeculativeRequest['strategy'], maxNodes: number('spec-nodes') };
+  return { strategy: strategy as SpeculativeRequest['strategy'], maxNodes: number('spec-nodes'), minConfidence: number('spec-confidence') };
 }
 
 // ---- stats ----

@@ -140,6 +140,29 @@ describe('greedy speculative decoding', () => {
     }
   }, 300_000);
 
+  it('confidence early stop (A8): a higher threshold drafts less, and the tokens stay plain greedy\'s', async () => {
+    const gpu = await testGpu();
+    const want = await plain(24);
+    const drafted: number[] = [];
+    for (const minConfidence of [0, 0.5, 1]) {
+      const strategy = new DraftModel(gpu, target, target, { draftLength: 4, minConfidence });
+      const { result, session } = await speculative(strategy, 24);
+      session.destroy();
+      strategy.destroy();
+      await expectSameOrNearTie(result.tokens, want);
+      drafted.push(result.speculative.drafted);
+    }
+    console.log(`drafted tokens at min confidence 0, 0.5, 1: ${drafted.join(', ')}`);
+    expect(drafted[0]).toBeGreaterThan(0);
+    expect(drafted[1]).toBeLessThanOrEqual(drafted[0]);
+    // Probability 1 is never reached by a softmax of distinct logits: nothing is drafted.
+    expect(drafted[2]).toBe(0);
+    const session = new Session(gpu, target, { contextLength: 512, prefillChunk: 32 });
+    const skipping = new LayerSkip(session, target.config.layers, { minConfidence: 1 });
+    expect(await skipping.propose([], 4, 3)).toEqual({ tokens: [], parents: [] });
+    session.destroy();
+  }, 300_000);
+
   it('branching trees: wrong branches are dropped, the right one kept', async () => {
     const want = await plain(60);
     // Drafts the plain output's next two tokens in the second branch, behind a wrong first branch.

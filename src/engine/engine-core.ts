@@ -78,6 +78,8 @@ export interface SpeculativeRequest {
   draftLength?: number;
   /** 'auto' (default): size each step's draft by the measured verify cost on this device, down to plain decoding; 'fixed': always maxNodes. */
   sizing?: 'auto' | 'fixed';
+  /** Confidence early stop (A8) for draft-model and layer-skip: a draft whose probability under the drafter is below this ends the chain. Default 0 (off). */
+  minConfidence?: number;
 }
 
 export interface CompletionStats extends GenerationStats {
@@ -262,6 +264,8 @@ export class EngineCore {
   /** The strategy for a request; Token Recycling's candidate matrix lives as long as the model (hot start). */
   private async strategy(request: SpeculativeRequest, session: Session, text: number[]): Promise<Strategy> {
     const { decoder, info } = this.model();
+    const confidence = request.minConfidence ?? 0;
+    if (!(confidence >= 0 && confidence <= 1)) throw new EngineError('bad-request', `speculative.minConfidence must be in [0, 1], got ${request.minConfidence}`);
     switch (request.strategy) {
       case 'prompt-lookup':
         return new PromptLookup({ draftLength: request.draftLength });
@@ -270,9 +274,9 @@ export class EngineCore {
         return this.recycling;
       case 'draft-model':
         if (!this.draft) throw new EngineError('bad-request', 'no draft model is loaded: call loadDraft() first');
-        return new DraftModel(this.gpu!, this.draft.decoder, decoder, { draftLength: request.draftLength, contextLength: info.sessionContext });
+        return new DraftModel(this.gpu!, this.draft.decoder, decoder, { draftLength: request.draftLength, contextLength: info.sessionContext, minConfidence: request.minConfidence });
       case 'layer-skip': {
-        const strategy = new LayerSkip(session, info.layers, { draftLength: request.draftLength, skip: this.layerSkipSet });
+        const strategy = new LayerSkip(session, info.layers, { draftLength: request.draftLength, skip: this.layerSkipSet, minConfidence: request.minConfidence });
         // Which layers to skip is measured once per model, on the first prompt long enough to tell.
         if (!this.layerSkipSet && text.length >= 24) this.layerSkipSet = (await strategy.calibrate(text, skipCandidates(info.layers), 6)).skip;
         return strategy;

@@ -6,6 +6,7 @@ import { type KvCache, type KvFormat, PAGE, createKvCache, destroyKvCache, ident
 import { type SamplingOptions, sample } from '../kernels/sampling';
 import { argmax } from '../kernels/softmax';
 import { speculativeAccept } from '../kernels/speculative';
+import { readTop1, top1 } from '../kernels/top1';
 import type { Decoder, DecoderScratch } from '../models/decoder';
 import { AbortError } from './generate';
 
@@ -48,6 +49,7 @@ export class Session {
   private readonly slots: GPUBuffer;
   private readonly pageTable: GPUBuffer;
   private readonly treeArgmax: GPUBuffer;
+  private readonly top1Out: GPUBuffer;
   /** Speculative sampling's buffers, made on first use: the tree rows' distributions and the accept kernel's scratch. */
   private sampling?: { probs: GPUBuffer; rowTokens: GPUBuffer; residual: GPUBuffer; left: GPUBuffer; result: GPUBuffer };
 
@@ -78,6 +80,7 @@ export class Session {
     this.slots = gpu.buffer(chunk * 4, 'slots');
     this.sampledToken = gpu.buffer(4, 'sampled token');
     this.treeArgmax = gpu.buffer(chunk * 4, 'tree argmax');
+    this.top1Out = gpu.buffer(8, 'top-1 and its probability');
   }
 
   get length(): number {
@@ -272,7 +275,7 @@ export class Session {
    * the executed layers' K/V land there, and the verify pass later overwrites every layer's.
    * The cache length is unchanged.
    */
-  async draftSkipping(root: number, count: number, skip: ReadonlySet<number>): Promise<number[]> {
+  async draftSkipping(root: number, count: number, skip: ReadonlySet<number>, minConfidence = 0): Promise<number[]> {
     if (this.length + count + 1 > this.capacity) throw new GpuError('too-large', `a draft of ${count} does not fit after ${this.length} cached tokens`);
     const drafts: number[] = [];
     let token = root;
@@ -286,12 +289,26 @@ export class Session {
           count: 1, ids: this.ids, positions: this.positions, slots: this.slots,
           queryStart: slot, kvLen: slot + 1, mask: { kind: 'causal' }, logits: 'last', skipLayers: skip,
         });
-        argmax(this.gpu, pass, { x: this.scratch.logits, out: this.treeArgmax, rows: 1, n: this.model.config.vocabSize });
+        top1(this.gpu, pass, { x: this.scratch.logits, out: this.top1Out, rows: 1, n: this.model.config.vocabSize });
       }, 'draft skipping layers');
-      token = (await this.gpu.readU32(this.treeArgmax, 1))[0];
+      const choice = readTop1(await this.gpu.readU32(this.top1Out, 2))[0];
+      // A8: a draft the drafter itself doubts ends the chain (and is not proposed).
+      if (choice.probability < minConfidence) break;
+      token = choice.token;
       drafts.push(token);
     }
     return drafts;
+  }
+
+  /**
+   * Appends `tokens` and returns the greedy choice after the last one with its probability at
+   * `temperature` (a drafter's confidence, A8).
+   */
+  async feedConfident(tokens: number[], temperature = 1): Promise<{ token: number; probability: number }> {
+    if (tokens.length > 1) await this.prefill(tokens.slice(0, -1));
+    const n = this.model.config.vocabSize;
+    await this.step(tokens.slice(-1), 'last', (pass) => top1(this.gpu, pass, { x: this.scratch.logits, out: this.top1Out, rows: 1, n, temperature }));
+    return readTop1(await this.gpu.readU32(this.top1Out, 2))[0];
   }
 
   /** Appends `tokens` to the cache and returns the model's greedy choice after the last one. */
@@ -310,13 +327,18 @@ export class Session {
 
   /**
    * Appends `tokens` and samples the next token from the last one's logits, writing the sampling
-   * distribution to `probs` (a draft model's q row for speculative sampling).
+   * distribution to `probs` (a draft model's q row for speculative sampling). `confidence` is the
+   * top token's probability at the sampling temperature, before top-k/top-p (A8's stop rule).
    */
-  async feedSampled(tokens: number[], sampling: TreeSampling, probs: GPUBufferBinding): Promise<number> {
+  async feedSampled(tokens: number[], sampling: TreeSampling, probs: GPUBufferBinding): Promise<{ token: number; confidence: number }> {
     if (tokens.length > 1) await this.prefill(tokens.slice(0, -1));
     const vocab = this.model.config.vocabSize;
-    await this.step(tokens.slice(-1), 'last', (pass) => sample(this.gpu, pass, { logits: this.scratch.logits, tokens: this.sampledToken, rows: 1, vocab, ...sampling, probs }));
-    return (await this.gpu.readU32(this.sampledToken, 1))[0];
+    await this.step(tokens.slice(-1), 'last', (pass) => {
+      sample(this.gpu, pass, { logits: this.scratch.logits, tokens: this.sampledToken, rows: 1, vocab, ...sampling, probs });
+      top1(this.gpu, pass, { x: this.scratch.logits, out: this.top1Out, rows: 1, n: vocab, temperature: sampling.temperature });
+    });
+    const [token, top] = await Promise.all([this.gpu.readU32(this.sampledToken, 1), this.gpu.readU32(this.top1Out, 2)]);
+    return { token: token[0], confidence: readTop1(top)[0].probability };
   }
 
   decode(token: number, signal?: AbortSignal): Promise<void> {
@@ -335,6 +357,6 @@ export class Session {
 
   destroy(): void {
     this.caches.forEach(destroyKvCache);
-    for (const b of [this.pageTable, this.treeArgmax, ...Object.values(this.sampling ?? {}), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
+    for (const b of [this.pageTable, this.treeArgmax, this.top1Out, ...Object.values(this.sampling ?? {}), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
   }
 }

@@ -26,3 +26,16 @@ export function argmaxRef(x: ArrayLike<number>, rows: number, n: number): Uint32
   }
   return out;
 }
+
+/** Per row: the argmax (ties to the lower index, NaN never wins) and its probability under softmax(x / temperature). */
+export function top1Ref(x: Float32Array, rows: number, n: number, temperature = 1): Array<{ token: number; probability: number }> {
+  return Array.from({ length: rows }, (_, r) => {
+    const row = x.subarray(r * n, (r + 1) * n);
+    let token = -1;
+    for (let i = 0; i < n; i++) if (!Number.isNaN(row[i]) && (token < 0 || row[i] > row[token])) token = i;
+    if (token < 0) return { token: 0, probability: 0 };
+    let sum = 0;
+    for (const v of row) if (!Number.isNaN(v)) sum += v === row[token] ? 1 : Math.exp((v - row[token]) / temperature);
+    return { token, probability: 1 / sum };
+  });
+}

@@ -13,6 +13,8 @@ import { type DraftTree, EMPTY_TREE, type Strategy, chain } from './strategy';
 export interface DraftModelOptions {
   /** Tokens drafted per step. Default 4. */
   draftLength?: number;
+  /** A8: stop drafting at a draft whose probability under the drafter is below this. Default 0 (never). */
+  minConfidence?: number;
   contextLength?: number;
 }
 
@@ -20,6 +22,7 @@ export class DraftModel implements Strategy {
   readonly name = 'draft-model';
   private readonly session: Session;
   private readonly draftLength: number;
+  private readonly minConfidence: number;
   /** Mean wall time of one drafted token, for sizing. */
   private msPerToken = 0;
   private timed = 0;
@@ -31,6 +34,7 @@ export class DraftModel implements Strategy {
       throw new EngineError('bad-request', `the draft model's vocabulary (${draft.config.vocabSize}) differs from the target's (${target.config.vocabSize})`);
     }
     this.draftLength = options.draftLength ?? 4;
+    this.minConfidence = options.minConfidence ?? 0;
     this.session = new Session(gpu, draft, { contextLength: options.contextLength ?? Math.min(draft.config.contextLength, 2048) });
   }
 
@@ -45,17 +49,26 @@ export class DraftModel implements Strategy {
     const drafts: number[] = [];
     const probs = sampling && this.probRows();
     // The draft's uniforms must not be the target's: another seed, and a step per drafted token.
-    const draw = (tokens: number[]) => probs
-      ? this.session.feedSampled(tokens, { ...sampling!, seed: (sampling!.seed ^ 0x5bd1e995) >>> 0, step: (context.length * 64 + drafts.length) >>> 0 },
-        { buffer: probs.buffer, offset: drafts.length * probs.stride * 4, size: this.draft.config.vocabSize * 4 })
-      : this.session.feedGreedy(tokens);
-    let next = await draw([...context.slice(common), root]);
-    drafts.push(next);
+    const draw = async (tokens: number[]): Promise<{ token: number; confidence: number }> => {
+      if (!probs) {
+        const { token, probability } = await this.session.feedConfident(tokens);
+        return { token, confidence: probability };
+      }
+      const seed = (sampling!.seed ^ 0x5bd1e995) >>> 0;
+      const step = (context.length * 64 + drafts.length) >>> 0;
+      const row = { buffer: probs.buffer, offset: drafts.length * probs.stride * 4, size: this.draft.config.vocabSize * 4 };
+      return this.session.feedSampled(tokens, { ...sampling!, seed, step }, row);
+    };
+    let input = [...context.slice(common), root];
     while (drafts.length < want) {
       const start = performance.now();
-      next = await draw([next]);
-      drafts.push(next);
-      this.msPerToken = (this.msPerToken * this.timed + performance.now() - start) / ++this.timed;
+      const { token, confidence } = await draw(input);
+      if (drafts.length > 0) this.msPerToken = (this.msPerToken * this.timed + performance.now() - start) / ++this.timed;
+      // A8: stop where the drafter doubts its own draft; that draft is not proposed. (The fed
+      // tokens stay in the draft's cache: the next proposal rolls it back as needed.)
+      if (confidence < this.minConfidence) break;
+      drafts.push(token);
+      input = [token];
     }
     return probs ? { ...chain(drafts), draftProbs: probs } : chain(drafts);
   }

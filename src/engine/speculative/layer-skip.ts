@@ -13,6 +13,8 @@ export interface LayerSkipOptions {
   draftLength?: number;
   /** Layers to skip; default: chosen by calibrate() (or the middle third until then). */
   skip?: number[];
+  /** A8: stop drafting at a draft whose probability (under the skipping model) is below this. Default 0 (never). */
+  minConfidence?: number;
 }
 
 /** Candidate skip sets for a model of `layers` layers: never the first or the last layer. */
@@ -36,7 +38,7 @@ export class LayerSkip implements Strategy {
   private msPerToken = 0;
   private timed = 0;
 
-  constructor(private readonly session: Session, layers: number, options: LayerSkipOptions = {}) {
+  constructor(private readonly session: Session, layers: number, private readonly options: LayerSkipOptions = {}) {
     this.draftLength = options.draftLength ?? 3;
     const middle = Array.from({ length: Math.max(0, layers - 2) }, (_, i) => i + 1);
     this.skip = new Set(options.skip ?? middle.slice(Math.floor(middle.length / 3), Math.ceil((2 * middle.length) / 3)));
@@ -83,7 +85,7 @@ export class LayerSkip implements Strategy {
     const want = Math.min(this.draftLength, budget);
     if (want < 1) return EMPTY_TREE;
     const start = performance.now();
-    const drafts = await this.session.draftSkipping(root, want, this.skip);
+    const drafts = await this.session.draftSkipping(root, want, this.skip, this.options.minConfidence);
     this.msPerToken = (this.msPerToken * this.timed + (performance.now() - start) / want) / ++this.timed;
     return chain(drafts);
   }
