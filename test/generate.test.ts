@@ -46,6 +46,20 @@ describe('generate', () => {
     expect(result.text).toBe(tokenizer.decode(result.tokens));
   });
 
+  it('decode steps after the first create no bind groups (they bind what the step before bound)', async () => {
+    const gpu = await testGpu();
+    const session = new Session(gpu, decoder, { contextLength: 128, prefillChunk: 16 });
+    try {
+      await session.prefill(tokenizer.encode(prompt, { addSpecial: true }));
+      await session.decode(5);
+      const before = gpu.bindGroupsCreated;
+      for (const token of [6, 7, 8]) await session.decode(token);
+      expect(gpu.bindGroupsCreated).toBe(before);
+    } finally {
+      session.destroy();
+    }
+  });
+
   it('the same seed gives the same text, another seed another', async () => {
     const a = await run({ prompt, maxTokens: 16, temperature: 1, seed: 42 });
     const b = await run({ prompt, maxTokens: 16, temperature: 1, seed: 42 });

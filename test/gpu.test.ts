@@ -27,6 +27,22 @@ describe('gpu layer', () => {
     gpu.destroy();
   });
 
+  it('reuses bind groups for the same pipeline and ranges, and tells other buffers apart', async () => {
+    const gpu = await requestGpu();
+    const out = gpu.buffer(16);
+    const x = gpu.upload(new Float32Array([1, 2, 3, 4]));
+    const y = gpu.upload(new Float32Array([10, 20, 30, 40]));
+    await gpu.run((pass) => add(gpu, pass, { a: x, b: x, out, n: 4 }));
+    const first = gpu.bindGroupsCreated;
+    for (let i = 0; i < 3; i++) await gpu.run((pass) => add(gpu, pass, { a: x, b: x, out, n: 4 }));
+    expect(gpu.bindGroupsCreated).toBe(first);
+    // Another buffer in the same place: a new bind group, and the result reads the new buffer.
+    await gpu.run((pass) => add(gpu, pass, { a: x, b: y, out, n: 4 }));
+    expect(gpu.bindGroupsCreated).toBe(first + 1);
+    expect(Array.from(await gpu.readF32(out))).toEqual([11, 22, 33, 44]);
+    gpu.destroy();
+  });
+
   it('rejects requests over the device limits with a clear error before allocating', async () => {
     const gpu = await requestGpu();
     expect(() => gpu.buffer(gpu.limits.maxBufferSize + 4, 'huge')).toThrow(/huge.*maxBufferSize/);

@@ -32,6 +32,16 @@ export class Gpu {
   /** Uniform arena: fixed-size chunks, so bindings made earlier in a submission stay valid. */
   private readonly uniformChunks: Array<{ buffer: GPUBuffer; staging: Uint8Array; used: number }> = [];
   private uniformChunk = 0;
+  /**
+   * Bind groups by pipeline and bound ranges: a decode step binds the same buffers (and the same
+   * uniform-arena offsets) as the step before, so after the first step no bind group is created.
+   * Buffers are told apart by an id given on first sight (a WeakMap, so ids never repeat).
+   */
+  private readonly bindGroups = new WeakMap<GPUComputePipeline, { layout: GPUBindGroupLayout; groups: Map<string, GPUBindGroup> }>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
+  /** Bind groups created, for tests and benchmarks. */
+  bindGroupsCreated = 0;
 
   constructor(
     readonly device: GPUDevice,
@@ -116,11 +126,32 @@ export class Gpu {
     const [x, y = 1, z = 1] = workgroups;
     check(x <= max && y <= max && z <= max, () => `${pipeline.label}: dispatch ${x}x${y}x${z} is over maxComputeWorkgroupsPerDimension (${max})`);
     if (x === 0 || y === 0 || z === 0) return;
-    const entries = resources.map((r, binding) => ({ binding, resource: 'size' in r && 'usage' in r ? { buffer: r as GPUBuffer } : (r as GPUBufferBinding) }));
-    const bindGroup = this.device.createBindGroup({ label: pipeline.label, layout: pipeline.getBindGroupLayout(0), entries });
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
+    pass.setBindGroup(0, this.bindGroup(pipeline, resources));
     pass.dispatchWorkgroups(x, y, z);
+  }
+
+  private bindGroup(pipeline: GPUComputePipeline, resources: Binding[]): GPUBindGroup {
+    let cache = this.bindGroups.get(pipeline);
+    if (!cache) {
+      cache = { layout: pipeline.getBindGroupLayout(0), groups: new Map() };
+      this.bindGroups.set(pipeline, cache);
+    }
+    const ranges = resources.map((r) => ('size' in r && 'usage' in r ? { buffer: r as GPUBuffer } : (r as GPUBufferBinding)));
+    const key = ranges.map(({ buffer, offset, size }) => {
+      let id = this.bufferIds.get(buffer);
+      if (id === undefined) this.bufferIds.set(buffer, (id = this.nextBufferId++));
+      return `${id}:${offset ?? 0}:${size ?? ''}`;
+    }).join(',');
+    let group = cache.groups.get(key);
+    if (!group) {
+      // Per-step temporary buffers never come back: bound the cache rather than track them.
+      if (cache.groups.size >= 2048) cache.groups.clear();
+      group = this.device.createBindGroup({ label: pipeline.label, layout: cache.layout, entries: ranges.map((resource, binding) => ({ binding, resource })) });
+      cache.groups.set(key, group);
+      this.bindGroupsCreated++;
+    }
+    return group;
   }
 
   /**
