@@ -119,10 +119,27 @@ async function send(): Promise<void> {
   const speculative = await speculativeRequest();
   // Speculative sampling cannot apply a repetition penalty (each tree row has its own history).
   if (speculative && (sampling.temperature ?? 0) > 0) sampling.repetitionPenalty = 1;
-  const stream = engine.generate({ ...sampling, session, signal: running.signal, speculative, ...(chat ? { messages } : { prompt: text }) });
+  // With speculation the text arrives through onToken, accepted drafts marked, and each verify
+  // step's accepted drafts go to the acceptance chart.
+  const accepted: number[] = [];
+  let acceptedInStep = 0;
+  const onToken = speculative && ((piece: string, drafted?: boolean) => {
+    const span = document.createElement('span');
+    if (drafted) span.className = 'drafted';
+    span.textContent = piece;
+    reply.append(span);
+    if (drafted) {
+      acceptedInStep++;
+    } else {
+      accepted.push(acceptedInStep);
+      acceptedInStep = 0;
+      plotAcceptance(accepted);
+    }
+  });
+  const stream = engine.generate({ ...sampling, session, signal: running.signal, speculative, onToken, ...(chat ? { messages } : { prompt: text }) });
   try {
     for await (const piece of stream) {
-      reply.textContent += piece;
+      if (!speculative) reply.textContent += piece;
       const now = performance.now();
       times.push(now - last);
       last = now;
@@ -196,6 +213,21 @@ function plotTokenTimes(times: number[]): void {
     }, data, $('chart'));
   } else {
     chart.setData(data);
+  }
+}
+
+let acceptanceChart: uPlot | undefined;
+function plotAcceptance(accepted: number[]): void {
+  const data: uPlot.AlignedData = [accepted.map((_, i) => i + 1), accepted];
+  if (!acceptanceChart) {
+    acceptanceChart = new uPlot({
+      width: Math.min(880, $('spec-chart').clientWidth || 880), height: 140,
+      scales: { x: { time: false }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+      axes: [{ label: 'verify step' }, { label: 'accepted drafts' }],
+      series: [{}, { label: 'accepted drafts', stroke: '#4e9a06', width: 1.5, points: { show: true } }],
+    }, data, $('spec-chart'));
+  } else {
+    acceptanceChart.setData(data);
   }
 }
 

@@ -34,7 +34,7 @@ async function openDemo(page: Page): Promise<void> {
   await expect(page.locator('#model-status')).toHaveAttribute('data-loaded', MODEL, { timeout: 120_000 });
 }
 
-async function generate(page: Page, options: { maxTokens: number; temperature: number }): Promise<{ tokens: number[]; text: string; finish: string }> {
+async function generate(page: Page, options: { maxTokens: number; temperature: number }): Promise<{ tokens: number[]; text: string; finish: string; drafted: number }> {
   await page.locator('#prompt').fill(PROMPT);
   await page.locator('#max-tokens').fill(String(options.maxTokens));
   await page.locator('#temperature').fill(String(options.temperature));
@@ -43,7 +43,10 @@ async function generate(page: Page, options: { maxTokens: number; temperature: n
   await page.locator('#send').click();
   const reply = replies.nth(before);
   await expect(reply).toHaveAttribute('data-finish', /.+/, { timeout: 120_000 });
-  return { tokens: JSON.parse((await reply.getAttribute('data-tokens'))!), text: (await reply.textContent())!, finish: (await reply.getAttribute('data-finish'))! };
+  return {
+    tokens: JSON.parse((await reply.getAttribute('data-tokens'))!), text: (await reply.textContent())!, finish: (await reply.getAttribute('data-finish'))!,
+    drafted: await reply.locator('.drafted').count(),
+  };
 }
 
 test.describe('demo page', () => {
@@ -122,7 +125,13 @@ test.describe('demo page', () => {
       await page.locator('#spec-strategy').selectOption(strategy);
       const reply = await generate(page, { maxTokens: 16, temperature: 0 });
       expect(reply.tokens, strategy).toEqual((await inNode()).tokens.slice(0, 16)); // a greedy prefix
+      expect(reply.text, strategy).toBe((await inNode()).text.slice(0, reply.text.length));
       await expect(page.locator('#stat-spec-tokens')).toContainText(strategy);
+      // Accepted drafts are marked in the reply, and the acceptance chart follows the steps.
+      const accepted = await page.locator('#stat-spec-accept').textContent();
+      console.log(`${strategy}: acceptance ${accepted}, ${reply.drafted} marked pieces`);
+      if (strategy === 'draft-model') expect(reply.drafted).toBeGreaterThan(0);
+      await expect(page.locator('#spec-chart canvas')).toHaveCount(1);
     }
   });
 

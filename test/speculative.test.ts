@@ -62,11 +62,11 @@ describe('greedy speculative decoding', () => {
     expect(gap).toBeLessThan(NEAR_TIE);
   }
 
-  async function speculative(strategy: Strategy, maxTokens: number, sizing: 'auto' | 'fixed' = 'fixed') {
+  async function speculative(strategy: Strategy, maxTokens: number, sizing: 'auto' | 'fixed' = 'fixed', onToken?: (piece: string, id: number, drafted?: boolean) => void) {
     const gpu = await testGpu();
     const session = new Session(gpu, target, { contextLength: 512, prefillChunk: 32 });
     try {
-      const result = await generateSpeculative(target, tokenizer, session, { prompt, maxTokens, temperature: 0 }, strategy, { sizing });
+      const result = await generateSpeculative(target, tokenizer, session, { prompt, maxTokens, temperature: 0, onToken }, strategy, { sizing });
       return { result, session };
     } catch (error) {
       session.destroy();
@@ -87,9 +87,15 @@ describe('greedy speculative decoding', () => {
     const gpu = await testGpu();
     const want = await plain(120);
     const strategy = new DraftModel(gpu, target, target, { draftLength: 4 });
-    const { result, session } = await speculative(strategy, 120);
+    const pieces: Array<{ piece: string; drafted?: boolean }> = [];
+    const { result, session } = await speculative(strategy, 120, 'fixed', (piece, _id, drafted) => pieces.push({ piece, drafted }));
     try {
       await expectSameOrNearTie(result.tokens, want);
+      // Streamed pieces say which came from accepted drafts: here about four in five.
+      expect(pieces.map((p) => p.piece).join('')).toBe(result.text);
+      const drafted = pieces.filter((p) => p.drafted).length;
+      expect(drafted).toBeGreaterThan(pieces.length / 2);
+      expect(drafted).toBeLessThan(pieces.length);
       expect(result.speculative.acceptanceRate).toBeGreaterThan(0.95);
       expect(result.speculative.tokensPerStep).toBeGreaterThan(4);
       // The next token's logits from the speculative session's cache equal a fresh prefill's.

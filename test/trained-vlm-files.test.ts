@@ -58,8 +58,9 @@ describe('trained VLM files', () => {
     expect(figures.eval_questions).toBe(set.questions.length);
     const correct = set.questions.filter((q: { pytorch: string; answer: string }) => q.pytorch === q.answer).length;
     expect(correct / set.questions.length).toBeCloseTo(figures.accuracy, 10);
-    // Measured 50.5% against 36.9% by chance (counting 68% against 25%); see docs/MODELS.md.
-    expect(figures.accuracy).toBeGreaterThan(figures.chance + 0.1);
+    // Measured 53.6% against 36.9% by chance (counting 76% against 25%, colours 54% against
+    // 20%); see docs/MODELS.md.
+    expect(figures.accuracy).toBeGreaterThan(figures.chance + 0.15);
   });
 
   it('the PyTorch reference outputs have the shapes the encoder produces', () => {

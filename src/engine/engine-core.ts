@@ -211,10 +211,11 @@ export class EngineCore {
   }
 
   /**
-   * Generates for `request`, streaming text pieces to `onToken`. Requests to one session run one
-   * after another; `abort(requestId)` stops this one at its next step.
+   * Generates for `request`, streaming text pieces to `onToken` (`drafted`: the piece came from a
+   * draft the target accepted). Requests to one session run one after another;
+   * `abort(requestId)` stops this one at its next step.
    */
-  generate(requestId: string, request: CompletionRequest, onToken?: (piece: string) => void): Promise<CompletionResult> {
+  generate(requestId: string, request: CompletionRequest, onToken?: (piece: string, drafted?: boolean) => void): Promise<CompletionResult> {
     return this.guard(async () => {
       const { decoder, tokenizer, info, options } = this.model();
       const sessionId = request.session ?? DEFAULT_SESSION;
@@ -237,7 +238,7 @@ export class EngineCore {
         while (common < ids.length && common < session.tokens.length && session.tokens[common] === ids[common]) common++;
         common = Math.min(common, ids.length - 1);
         session.truncate(common);
-        const generateRequest = { ...request, tokens: ids.slice(common), signal: controller.signal, onToken: onToken && ((piece: string) => onToken(piece)) };
+        const generateRequest = { ...request, tokens: ids.slice(common), signal: controller.signal, onToken: onToken && ((piece: string, _id: number, drafted?: boolean) => onToken(piece, drafted)) };
         let speculative: SpeculativeStats | undefined;
         let result: GenerateResult;
         if (request.speculative) {

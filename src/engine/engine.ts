@@ -12,8 +12,8 @@ import { EngineError, toEngineError } from './errors';
 
 export interface GenerateOptions extends CompletionRequest {
   signal?: AbortSignal;
-  /** Called with each piece of text, as the iterator would yield it. */
-  onToken?: (piece: string) => void;
+  /** Called with each piece of text, as the iterator would yield it; `drafted`: with speculative decoding, the piece came from a draft the target accepted. */
+  onToken?: (piece: string, drafted?: boolean) => void;
 }
 
 /** Text pieces as they are generated; `result` resolves with the whole result and its stats. */
@@ -224,8 +224,8 @@ class EngineClient implements Engine {
     const pieces: string[] = [];
     let wake: (() => void) | undefined;
     let done = false;
-    const push = (piece: string) => {
-      onToken?.(piece);
+    const push = (piece: string, drafted?: boolean) => {
+      onToken?.(piece, drafted);
       pieces.push(piece);
       wake?.();
     };

@@ -30,7 +30,8 @@ export interface GenerateRequest extends SamplingParams {
   /** Stop when the text ends with one of these; the stop string is not part of the result. */
   stop?: string[];
   /** Called with each new piece of text as it becomes valid UTF-8. */
-  onToken?: (piece: string, id: number) => void;
+  /** Each new piece of text; `drafted` (speculative decoding): the token was a draft the target accepted. */
+  onToken?: (piece: string, id: number, drafted?: boolean) => void;
   signal?: AbortSignal;
 }
 

@@ -53,7 +53,10 @@ export async function generateSpeculative(
   const seed = (request.seed ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
   const sampling = temperature > 0 ? { temperature, topK: request.topK, topP: request.topP, minP: request.minP, seed } : undefined;
   const { prompt, maxTokens } = checkedPrompt(model, tokenizer, session, request);
-  const output = new GeneratedText(tokenizer, request);
+  // Pieces are marked as accepted drafts or the target's own token (the demo shows which is which).
+  let drafting = false;
+  const onToken = request.onToken;
+  const output = new GeneratedText(tokenizer, { ...request, onToken: onToken && ((piece, id) => onToken(piece, id, drafting)) });
   const maxNodes = Math.min(options.maxNodes ?? 16, session.scratch.maxTokens - 1);
   const base = session.length;
 
@@ -99,9 +102,11 @@ export async function generateSpeculative(
     sizing?.depths.record(path.slice(1).map((_, depth) => depth));
     if (!firstTokenAt) firstTokenAt = performance.now();
     let more = true;
-    for (const node of [...path.slice(1).map((i) => nodes[i]), bonus]) {
+    for (const [i, node] of [...path.slice(1).map((n) => nodes[n]), bonus].entries()) {
+      drafting = i < path.length - 1;
       if (!(more = output.push(node) && output.tokens.length < maxTokens)) break;
     }
+    drafting = false;
     if (!more) {
       if (output.stopped) finishReason = 'stop';
       break;
