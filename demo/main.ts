@@ -201,35 +201,29 @@ function showStats(r: CompletionResult): void {
   $('stat-spec-accept').textContent = s.speculative ? `${(s.speculative.acceptanceRate * 100).toFixed(0)}% of ${s.speculative.drafted}` : '–';
 }
 
-let chart: uPlot | undefined;
-function plotTokenTimes(times: number[]): void {
-  const data: uPlot.AlignedData = [times.map((_, i) => i + 1), times];
-  if (!chart) {
+/** A line chart of values against their 1-based index in element `id`, made on the first call and updated after. */
+function seriesChart(id: string, options: { height: number; x: string; y: string; series: uPlot.Series; scales?: uPlot.Scales }) {
+  let chart: uPlot | undefined;
+  return (values: number[]): void => {
+    const data: uPlot.AlignedData = [values.map((_, i) => i + 1), values];
+    if (chart) return chart.setData(data);
     chart = new uPlot({
-      width: Math.min(880, $('chart').clientWidth || 880), height: 180,
-      scales: { x: { time: false } },
-      axes: [{ label: 'token' }, { label: 'ms since the previous token' }],
-      series: [{}, { label: 'ms/token', stroke: '#3465a4', width: 1.5 }],
-    }, data, $('chart'));
-  } else {
-    chart.setData(data);
-  }
+      width: Math.min(880, $(id).clientWidth || 880), height: options.height,
+      scales: { x: { time: false }, ...options.scales },
+      axes: [{ label: options.x }, { label: options.y }],
+      series: [{}, options.series],
+    }, data, $(id));
+  };
 }
 
-let acceptanceChart: uPlot | undefined;
-function plotAcceptance(accepted: number[]): void {
-  const data: uPlot.AlignedData = [accepted.map((_, i) => i + 1), accepted];
-  if (!acceptanceChart) {
-    acceptanceChart = new uPlot({
-      width: Math.min(880, $('spec-chart').clientWidth || 880), height: 140,
-      scales: { x: { time: false }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
-      axes: [{ label: 'verify step' }, { label: 'accepted drafts' }],
-      series: [{}, { label: 'accepted drafts', stroke: '#4e9a06', width: 1.5, points: { show: true } }],
-    }, data, $('spec-chart'));
-  } else {
-    acceptanceChart.setData(data);
-  }
-}
+const plotTokenTimes = seriesChart('chart', {
+  height: 180, x: 'token', y: 'ms since the previous token', series: { label: 'ms/token', stroke: '#3465a4', width: 1.5 },
+});
+
+const plotAcceptance = seriesChart('spec-chart', {
+  height: 140, x: 'verify step', y: 'accepted drafts', scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+  series: { label: 'accepted drafts', stroke: '#4e9a06', width: 1.5, points: { show: true } },
+});
 
 // ---- start ----
 

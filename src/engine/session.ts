@@ -313,16 +313,7 @@ export class Session {
 
   /** Appends `tokens` to the cache and returns the model's greedy choice after the last one. */
   async feedGreedy(tokens: number[]): Promise<number> {
-    const chunk = this.scratch.maxTokens;
-    let start = 0;
-    while (tokens.length - start > chunk) {
-      await this.prefill(tokens.slice(start, start + chunk));
-      start += chunk;
-    }
-    const rest = tokens.slice(start);
-    const { targetNext } = await this.verifyTreeGreedy(rest, rest.map((_, i) => i - 1));
-    this.tokens.push(...rest);
-    return targetNext[rest.length - 1];
+    return (await this.feedConfident(tokens)).token;
   }
 
   /**
