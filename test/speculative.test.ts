@@ -9,7 +9,7 @@ import { DraftModel } from '../src/engine/speculative/draft-model';
 import { LayerSkip, skipCandidates } from '../src/engine/speculative/layer-skip';
 import { generateSpeculative } from '../src/engine/speculative/generate';
 import { PromptLookup } from '../src/engine/speculative/prompt-lookup';
-import { SIZES, chooseDraftSize } from '../src/engine/speculative/sizing';
+import { DraftSizer, FIRST_BACKOFF, JUDGE_AFTER, SIZES, chooseDraftSize } from '../src/engine/speculative/sizing';
 import { type Strategy, acceptGreedy, chain } from '../src/engine/speculative/strategy';
 import { readGGUF } from '../src/formats/gguf-reader';
 import { Decoder } from '../src/models/decoder';
@@ -73,6 +73,29 @@ describe('greedy speculative decoding', () => {
       throw error;
     }
   }
+
+  it('auto sizing turns off a strategy whose drafts never pay, within a few steps, and the output stays plain', async () => {
+    // A drafter that claims absurd acceptance (so the cost model says yes on any adapter), takes
+    // 40 ms per draft and proposes tokens the target never picks: only the timing guard can catch it.
+    const slowWrong: Strategy = {
+      name: 'slow-wrong',
+      async propose(_context, root, budget) {
+        await new Promise((resolve) => setTimeout(resolve, 40));
+        return chain(Array.from({ length: Math.min(2, budget) }, (_, i) => (root + 7 + i) % 256));
+      },
+      expectedTokens: (n) => 1 + 50 * n,
+    };
+    const want = await plain(48);
+    const { result, session } = await speculative(slowWrong, 48, 'auto');
+    session.destroy();
+    await expectSameOrNearTie(result.tokens, want);
+    const speculativeSteps = result.speculative.drafted / 2;
+    console.log(`slow-wrong drafter, auto sizing: ${speculativeSteps} speculative steps of ${result.speculative.steps}, acceptance ${result.speculative.acceptanceRate}`);
+    // Judged after JUDGE_AFTER steps, off for FIRST_BACKOFF, judged again, off for twice as long.
+    expect(speculativeSteps).toBeGreaterThan(0); // the cost model said yes: the guard is under test
+    expect(speculativeSteps).toBeLessThanOrEqual(2 * JUDGE_AFTER);
+    expect(result.speculative.steps).toBeGreaterThan(2 * JUDGE_AFTER + FIRST_BACKOFF);
+  });
 
   it('acceptGreedy walks the longest agreeing path and returns the bonus', () => {
     // root 0 -> {1 (tok 5) -> {2 (tok 7), 3 (tok 8)}, 4 (tok 6)}
@@ -200,6 +223,31 @@ describe('hardware-aware sizing', () => {
     const n = chooseDraftSize(costs((rows) => 1 + 0.01 * rows), (k) => 1 + 0.9 * (1 - 0.8 ** k) / 0.2, 80);
     expect(n).toBeGreaterThan(8);
     expect(n).toBeLessThan(80);
+  });
+
+  it('the timing guard turns speculation off when it delivers fewer tokens per millisecond than plain steps, longer each time', () => {
+    const sizer = new DraftSizer(() => 4, 10, false, 4);
+    const sizes: number[] = [];
+    for (let step = 0; step < 80; step++) {
+      const size = sizer.next(step);
+      sizes.push(size);
+      // Speculative steps take 30 ms for 2 tokens (15 ms each); plain ones 10 ms for 1.
+      sizer.record(step, size, size ? 2 : 1, size ? 30 : 10);
+    }
+    const on = sizes.map((s) => s > 0);
+    expect(on.slice(0, JUDGE_AFTER).every(Boolean)).toBe(true);
+    expect(on.slice(JUDGE_AFTER, JUDGE_AFTER + FIRST_BACKOFF).some(Boolean)).toBe(false);
+    const second = JUDGE_AFTER + FIRST_BACKOFF;
+    expect(on.slice(second, second + JUDGE_AFTER).every(Boolean)).toBe(true);
+    expect(on.slice(second + JUDGE_AFTER, second + JUDGE_AFTER + 2 * FIRST_BACKOFF).some(Boolean)).toBe(false);
+  });
+
+  it('the timing guard leaves speculation on while it pays', () => {
+    const sizer = new DraftSizer(() => 4, 10, false, 4);
+    for (let step = 0; step < 40; step++) {
+      expect(sizer.next(step)).toBe(4);
+      sizer.record(step, 4, 3, 12); // 4 ms per token against 10
+    }
   });
 
   it('counts a draft model\'s own time against it', () => {

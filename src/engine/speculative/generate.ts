@@ -10,7 +10,7 @@ import type { Tokenizer } from '../../tokenizer';
 import { EngineError } from '../errors';
 import { DEFAULT_TEMPERATURE, type GenerateRequest, type GenerateResult, GeneratedText, checkedPrompt, generationStats } from '../generate';
 import type { Session } from '../session';
-import { AcceptanceStats, chooseDraftSize, measureVerifyCost } from './sizing';
+import { AcceptanceStats, DraftSizer, chooseDraftSize, costOf, verifyCost } from './sizing';
 import { EMPTY_TREE, type Strategy, acceptGreedy } from './strategy';
 
 export interface SpeculativeStats {
@@ -66,13 +66,14 @@ export async function generateSpeculative(
   let finishReason = 'length' as GenerateResult['finishReason'];
   let firstTokenAt = 0;
   const stats: SpeculativeStats = { strategy: strategy.name, draftSize: maxNodes, steps: 0, drafted: 0, accepted: 0, tokensPerStep: 0, acceptanceRate: 0 };
-  const sizing = options.sizing === 'auto' ? await startSizing(session, strategy, maxNodes) : undefined;
+  const sizing = options.sizing === 'auto' ? await startSizing(model, session, strategy, maxNodes) : undefined;
 
   for (;;) {
     if (request.signal?.aborted) {
       finishReason = 'abort';
       break;
     }
+    const stepStart = performance.now();
     const size = sizing ? await sizing.next(stats.steps) : maxNodes;
     stats.draftSize = size;
     const budget = Math.min(size, maxTokens - output.tokens.length - 1, session.capacity - session.length - 1);
@@ -99,7 +100,7 @@ export async function generateSpeculative(
     stats.steps++;
     stats.drafted += nodes.length - 1;
     stats.accepted += path.length - 1;
-    sizing?.depths.record(path.slice(1).map((_, depth) => depth));
+    sizing?.record(stats.steps - 1, nodes.length - 1, path, performance.now() - stepStart);
     if (!firstTokenAt) firstTokenAt = performance.now();
     let more = true;
     for (const [i, node] of [...path.slice(1).map((n) => nodes[n]), bonus].entries()) {
@@ -125,27 +126,33 @@ export async function generateSpeculative(
   };
 }
 
-/** Sizing state for one generation: the verify cost curve (re-measured when the context doubles) and acceptance by depth. */
-async function startSizing(session: Session, strategy: Strategy, maxNodes: number) {
-  let measured = await measureVerifyCost(session, maxNodes + 1);
+/**
+ * Sizing for one generation: the device's verify cost curve (measured once per model and context
+ * bucket), acceptance by depth (unless the strategy keeps its own), and the timing guard.
+ */
+async function startSizing(model: Decoder, session: Session, strategy: Strategy, maxNodes: number) {
+  let measured = await verifyCost(model, session, maxNodes + 1);
   let measuredAt = Math.max(1, session.length);
   // Prior: acceptance halves with each level.
   const depths = new AcceptanceStats(maxNodes, (i) => 0.5 ** (i + 1));
-  let chosen = maxNodes;
+  const choose = () => {
+    const expected = (n: number) => strategy.expectedTokens?.(n) ?? depths.expected(n);
+    const draftCost = (n: number) => (strategy.draftMs?.(n) ?? 0) / measured.oneRowMs;
+    return chooseDraftSize(measured.cost, expected, maxNodes, draftCost);
+  };
+  // Probing while the model says no only where rows are cheap; on a software adapter it never pays.
+  const sizer = new DraftSizer(choose, measured.oneRowMs, costOf(measured.cost, 3) < 1.5, maxNodes);
   return {
-    depths,
     async next(step: number): Promise<number> {
       if (session.length >= 2 * measuredAt) {
-        measured = await measureVerifyCost(session, maxNodes + 1);
+        measured = await verifyCost(model, session, maxNodes + 1);
         measuredAt = session.length;
       }
-      if (step % 8 === 0) {
-        const expected = (n: number) => strategy.expectedTokens?.(n) ?? depths.expected(n);
-        const draftCost = (n: number) => (strategy.draftMs?.(n) ?? 0) / measured.oneRowMs;
-        chosen = chooseDraftSize(measured.cost, expected, maxNodes, draftCost);
-      }
-      // Off: still draft a little now and then, so the statistics can show when drafts would pay.
-      return chosen === 0 && step % 16 === 15 ? Math.min(2, maxNodes) : chosen;
+      return sizer.next(step);
+    },
+    record(step: number, size: number, path: readonly number[], ms: number): void {
+      depths.record(path.slice(1).map((_, depth) => depth));
+      sizer.record(step, size, path.length, ms);
     },
   };
 }

@@ -1,19 +1,32 @@
 // Hardware-aware tree sizing (A7) and switching speculation off when it cannot pay: measure what
 // a verify pass of n rows costs on this device at the current context, relative to one row, and
 // pick the draft size that maximises expected tokens per unit of time. On a GPU that is
-// bandwidth-bound at batch 1, extra rows are nearly free and trees grow; on a software adapter
+// latency-bound at batch 1, extra rows are nearly free and trees grow; on a software adapter
 // every row costs about as much as the first, and the choice falls back to plain decoding.
+// The choice is a prediction, so the loop also times what speculation really delivers and turns
+// it off (for longer each time) whenever it is slower than plain decoding.
 import type { Session } from '../session';
 
 /** Verify-pass sizes (rows, the root included) that are measured. */
 export const SIZES = [1, 2, 4, 8, 16, 32, 48, 64, 80] as const;
 
+export interface VerifyCost {
+  /** Wall time of n rows over one row's, for each measured n. */
+  cost: Map<number, number>;
+  oneRowMs: number;
+  /** Largest row count the measurement would have covered. */
+  upTo: number;
+  /** Stopped early because rows had become as dear as separate steps: larger trees cannot pay. */
+  linear: boolean;
+}
+
 /**
  * Wall time of a verify pass of n rows relative to 1 row, at the session's current context.
- * The rows are written past the cache and never committed, so the session is unchanged.
+ * The rows are written past the cache and never committed, so the session is unchanged. Stops
+ * once n rows cost at least 3/4 of n steps: beyond that no acceptance rate makes a tree pay.
  */
-export async function measureVerifyCost(session: Session, maxRows: number, repeats = 2): Promise<{ cost: Map<number, number>; oneRowMs: number }> {
-  const sizes = SIZES.filter((n) => n <= Math.min(maxRows, session.scratch.maxTokens, session.capacity - session.length));
+export async function measureVerifyCost(session: Session, maxRows: number, repeats = 2): Promise<VerifyCost> {
+  const upTo = Math.min(maxRows, session.scratch.maxTokens, session.capacity - session.length);
   const root = session.tokens.at(-1) ?? 0;
   const time = async (n: number) => {
     const tokens = Array.from({ length: n }, () => root);
@@ -28,9 +41,42 @@ export async function measureVerifyCost(session: Session, maxRows: number, repea
   };
   await time(1); // warm-up: pipelines, caches
   const one = await time(1);
-  const cost = new Map<number, number>();
-  for (const n of sizes) cost.set(n, n === 1 ? 1 : (await time(n)) / one);
-  return { cost, oneRowMs: one };
+  const cost = new Map<number, number>([[1, 1]]);
+  let linear = false;
+  for (const n of SIZES.filter((s) => s > 1 && s <= upTo)) {
+    const c = (await time(n)) / one;
+    cost.set(n, c);
+    if (c >= 0.75 * n) {
+      linear = true;
+      break;
+    }
+  }
+  return { cost, oneRowMs: one, upTo, linear };
+}
+
+// Costs depend on the device and the context length, not on the request: measured once per model
+// and context bucket (under 1024 tokens, then each doubling), shared by its sessions.
+const measured = new WeakMap<object, Map<number, VerifyCost>>();
+
+export async function verifyCost(model: object, session: Session, maxRows: number): Promise<VerifyCost> {
+  const bucket = Math.max(0, Math.ceil(Math.log2((session.length + 1) / 1024)));
+  const byBucket = measured.get(model) ?? new Map<number, VerifyCost>();
+  measured.set(model, byBucket);
+  const known = byBucket.get(bucket);
+  if (known && (known.linear || known.upTo >= Math.min(maxRows, session.scratch.maxTokens))) return known;
+  const fresh = await measureVerifyCost(session, maxRows);
+  byBucket.set(bucket, fresh);
+  return fresh;
+}
+
+/** Verify cost of `rows` rows relative to one, interpolated between measured sizes and linear beyond the last. */
+export function costOf(cost: Map<number, number>, rows: number): number {
+  const sizes = [...cost.keys()].sort((a, b) => a - b);
+  const upper = sizes.find((s) => s >= rows) ?? sizes.at(-1)!;
+  const lower = [...sizes].reverse().find((s) => s <= rows) ?? sizes[0];
+  if (upper === lower) return cost.get(upper)! * (rows / upper);
+  const t = (rows - lower) / (upper - lower);
+  return cost.get(lower)! * (1 - t) + cost.get(upper)! * t;
 }
 
 /**
@@ -40,24 +86,70 @@ export async function measureVerifyCost(session: Session, maxRows: number, repea
  * included (1 for n = 0).
  */
 export function chooseDraftSize(cost: Map<number, number>, expected: (n: number) => number, maxNodes: number, draftCost: (n: number) => number = () => 0): number {
-  const sizes = [...cost.keys()].sort((a, b) => a - b);
-  const costOf = (rows: number) => {
-    const upper = sizes.find((s) => s >= rows) ?? sizes.at(-1)!;
-    const lower = [...sizes].reverse().find((s) => s <= rows) ?? sizes[0];
-    if (upper === lower) return cost.get(upper)! * (rows / upper); // beyond the last measured size: linear
-    const t = (rows - lower) / (upper - lower);
-    return cost.get(lower)! * (1 - t) + cost.get(upper)! * t;
-  };
   let best = 0;
   let bestRate = 1 / (1 + draftCost(0)); // plain decoding: one token per one-row step
   for (let n = 1; n <= maxNodes; n++) {
-    const rate = expected(n) / (costOf(n + 1) + draftCost(n));
+    const rate = expected(n) / (costOf(cost, n + 1) + draftCost(n));
     if (rate > bestRate * 1.02) { // prefer the smaller tree unless the larger one is clearly faster
       best = n;
       bestRate = rate;
     }
   }
   return best;
+}
+
+/** Speculative steps timed before their tokens per millisecond are compared with plain decoding's. */
+export const JUDGE_AFTER = 4;
+/** Plain steps after the first time speculation lost; doubled each time it loses again, up to MAX_BACKOFF. */
+export const FIRST_BACKOFF = 16;
+const MAX_BACKOFF = 512;
+
+/**
+ * Per-step draft sizes for one generation. `choose()` is the cost model's choice (re-asked every
+ * 8 steps, as acceptance statistics change); on top of it, what speculation really delivers is
+ * timed: after JUDGE_AFTER speculative steps their tokens per millisecond are compared with plain
+ * decoding's, and if they lose, speculation is off for FIRST_BACKOFF steps, then twice as long
+ * after each further loss. So a choice that the model got wrong costs a few steps, not the run.
+ */
+export class DraftSizer {
+  private chosen = 0;
+  private offUntil = 0;
+  private backoff = FIRST_BACKOFF;
+  private window = { steps: 0, tokens: 0, ms: 0 };
+
+  /**
+   * @param plainMs one plain decoding step's wall time (updated from the plain steps taken)
+   * @param probe whether to draft a little now and then while the model says no (only where rows
+   *   are cheap: then acceptance statistics can show when drafts would pay)
+   */
+  constructor(private readonly choose: () => number, private plainMs: number, private readonly probe: boolean, private readonly maxNodes: number) {}
+
+  next(step: number): number {
+    if (step < this.offUntil) return 0;
+    if (step % 8 === 0 || step === this.offUntil) this.chosen = this.choose();
+    if (this.chosen === 0) return this.probe && step % 16 === 15 ? Math.min(2, this.maxNodes) : 0;
+    return this.chosen;
+  }
+
+  /** One step's outcome: the draft size it used, the tokens it emitted and its wall time. */
+  record(step: number, size: number, tokens: number, ms: number): void {
+    if (size === 0) {
+      this.plainMs = 0.8 * this.plainMs + 0.2 * ms;
+      return;
+    }
+    this.window.steps++;
+    this.window.tokens += tokens;
+    this.window.ms += ms;
+    if (this.window.steps < JUDGE_AFTER) return;
+    if (this.window.tokens / this.window.ms < 1 / this.plainMs) {
+      this.offUntil = step + 1 + this.backoff;
+      this.backoff = Math.min(2 * this.backoff, MAX_BACKOFF);
+    } else {
+      this.backoff = FIRST_BACKOFF;
+    }
+    this.window = { steps: 0, tokens: 0, ms: 0 };
+  }
+
 }
 
 /**
