@@ -8,7 +8,7 @@
 //
 // Formats (element = one value of one head of one slot):
 // - 'f32': array<f32>.
-// - 'f16': two per u32 (pack2x16float; core WGSL, no shader-f16 needed).
+// - 'f16': two per u32 (rounded to nearest even in integer ops, src/shaders/half.ts; core WGSL, no shader-f16 needed).
 // - 'int8': symmetric, four per u32 (two's complement bytes, lowest byte first), x = q * scale.
 // - 'int4': asymmetric, eight per u32 (lowest nibble first), x = q * scale + min, q in 0..15.
 // For int8/int4 each group of G elements along headDim (G = 32 when headDim % 32 == 0, else 16)
@@ -31,7 +31,7 @@ export interface KvCache {
   group: number;
   k: GPUBuffer;
   v: GPUBuffer;
-  /** pack2x16float(scale, min) per group; a 4-byte placeholder for f32/f16. */
+  /** (scale, min) as two halves per group; a 4-byte placeholder for f32/f16. */
   kScales: GPUBuffer;
   vScales: GPUBuffer;
   /** u32 page table, shared with the session's other layers. */

@@ -1,6 +1,7 @@
 // WGSL for the KV cache: the quantize-on-write kernel and the read functions every attention
 // kernel includes. Layouts are described in src/kernels/kv-cache.ts.
 import type { KvFormat } from '../kernels/kv-cache';
+import { halfRneWgsl } from './half';
 
 export const KV_WRITE_WORKGROUP = 64;
 const PAGE = 16;
@@ -71,12 +72,12 @@ export function kvWriteWgsl(format: KvFormat, group: number): string {
       case 'f32':
         return `for (var i = 0u; i < ${group}u; i++) { dst[dst_elem + i] = src[src_elem + i]; }`;
       case 'f16':
-        return `for (var i = 0u; i < ${group}u; i += 2u) { dst[(dst_elem + i) / 2u] = pack2x16float(vec2<f32>(src[src_elem + i], src[src_elem + i + 1u])); }`;
+        return `for (var i = 0u; i < ${group}u; i += 2u) { dst[(dst_elem + i) / 2u] = pack_half_rne(vec2<f32>(src[src_elem + i], src[src_elem + i + 1u])); }`;
       case 'int8':
         return `var amax = 0.0;
   for (var i = 0u; i < ${group}u; i++) { amax = max(amax, abs(src[src_elem + i])); }
   // The stored f16 scale is what readers use, so quantize with it.
-  let packed = pack2x16float(vec2<f32>(amax / 127.0, 0.0));
+  let packed = pack_half_rne(vec2<f32>(amax / 127.0, 0.0));
   let scale = unpack2x16float(packed).x;
   let inv = select(0.0, 1.0 / scale, scale > 0.0);
   scales[scale_index] = packed;
@@ -92,7 +93,7 @@ export function kvWriteWgsl(format: KvFormat, group: number): string {
         return `var lo = src[src_elem];
   var hi = lo;
   for (var i = 1u; i < ${group}u; i++) { lo = min(lo, src[src_elem + i]); hi = max(hi, src[src_elem + i]); }
-  let packed = pack2x16float(vec2<f32>((hi - lo) / 15.0, lo));
+  let packed = pack_half_rne(vec2<f32>((hi - lo) / 15.0, lo));
   let s = unpack2x16float(packed);
   let inv = select(0.0, 1.0 / s.x, s.x > 0.0);
   scales[scale_index] = packed;
@@ -115,6 +116,7 @@ struct Params { count: u32, kv_heads: u32, head_dim: u32, groups_per_head: u32, 
 @group(0) @binding(4) var<uniform> params: Params;
 ${format === 'int8' || format === 'int4' ? '@group(0) @binding(5) var<storage, read_write> scales: array<u32>;' : ''}
 ${physicalSlotWgsl}
+${format === 'f32' ? '' : halfRneWgsl}
 @compute @workgroup_size(${KV_WRITE_WORKGROUP})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let index = gid.x + gid.y * groups.x * ${KV_WRITE_WORKGROUP}u;

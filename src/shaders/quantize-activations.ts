@@ -1,6 +1,8 @@
 // Rounds activations the way llama.cpp does before a quantized dot product, so a model can be
 // compared with llama.cpp value for value (see src/kernels/quantize-activations.ts). One thread
 // per block: block amax, scale, then each value replaced by q * scale.
+import { halfRneWgsl } from './half';
+
 export type ActivationRounding = 'q8_0' | 'q8_k' | 'f16';
 export const ROUNDING_WORKGROUP = 64;
 
@@ -12,7 +14,7 @@ export function quantizeActivationsWgsl(rule: ActivationRounding): string {
   for (var i = 0u; i < ${block}u; i++) { amax = max(amax, abs(x[base + i])); }
   let d = amax / 127.0;
   let id = select(0.0, 1.0 / d, d > 0.0);
-  let d_stored = unpack2x16float(pack2x16float(vec2<f32>(d, 0.0))).x;
+  let d_stored = unpack2x16float(pack_half_rne(vec2<f32>(d, 0.0))).x;
   for (var i = 0u; i < ${block}u; i++) { out[base + i] = round(x[base + i] * id) * d_stored; }`,
     // ggml quantize_row_q8_K: scale from the value of largest magnitude (with its sign), d in f32.
     q8_k: `var amax = 0.0;
@@ -30,7 +32,7 @@ export function quantizeActivationsWgsl(rule: ActivationRounding): string {
   for (var i = 0u; i < ${block}u; i++) { out[base + i] = min(127.0, round(iscale * x[base + i])) * d; }`,
     // F16 weights: ggml converts the activations to f16.
     f16: `for (var i = 0u; i < ${block}u; i += 2u) {
-    let h = unpack2x16float(pack2x16float(vec2<f32>(x[base + i], x[base + i + 1u])));
+    let h = unpack2x16float(pack_half_rne(vec2<f32>(x[base + i], x[base + i + 1u])));
     out[base + i] = h.x;
     out[base + i + 1u] = h.y;
   }`,
@@ -40,6 +42,7 @@ struct Params { blocks: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
+${halfRneWgsl}
 
 @compute @workgroup_size(${ROUNDING_WORKGROUP})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
