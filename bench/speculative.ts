@@ -38,13 +38,18 @@ const configs: Array<{ label: string; speculative?: SpeculativeRequest; sampled?
     { label: 'Token Recycling, 63 nodes, hot (second pass)', speculative: { strategy: 'token-recycling', maxNodes: 63, sizing: 'fixed' } },
   ] as const : []),
   { label: 'Token Recycling, 16 nodes', speculative: { strategy: 'token-recycling', maxNodes: 16, sizing: 'fixed' } },
-  { label: 'draft model (4 tokens)', speculative: { strategy: 'draft-model', draftLength: 4, sizing: 'fixed' } },
-  { label: 'draft model (4 tokens), stop below confidence 0.3 (A8)', speculative: { strategy: 'draft-model', draftLength: 4, sizing: 'fixed', minConfidence: 0.3 } },
+  { label: 'draft model, chain of 4', speculative: { strategy: 'draft-model', draftLength: 4, branching: 1, maxNodes: 4, sizing: 'fixed' } },
+  { label: 'draft model, chain of 4, stop below confidence 0.3 (A8)', speculative: { strategy: 'draft-model', draftLength: 4, branching: 1, maxNodes: 4, sizing: 'fixed', minConfidence: 0.3 } },
+  { label: 'draft model, DySpec tree (16 nodes, 4 deep, 4 children per node)', speculative: { strategy: 'draft-model', draftLength: 4, branching: 4, maxNodes: 16, sizing: 'fixed' } },
   { label: 'layer skipping (3 tokens)', speculative: { strategy: 'layer-skip', draftLength: 3, sizing: 'fixed' } },
   { label: 'Token Recycling, sized for this device (A7)', speculative: { strategy: 'token-recycling', maxNodes: 63, sizing: 'auto' } },
-  { label: 'draft model, sized for this device (A7)', speculative: { strategy: 'draft-model', draftLength: 4, sizing: 'auto' } },
+  { label: 'prompt lookup, sized for this device (A7)', speculative: { strategy: 'prompt-lookup', sizing: 'auto' } },
+  { label: 'layer skipping, sized for this device (A7)', speculative: { strategy: 'layer-skip', draftLength: 3, sizing: 'auto' } },
+  { label: 'draft model tree, sized for this device (A7)', speculative: { strategy: 'draft-model', draftLength: 4, branching: 4, maxNodes: 16, sizing: 'auto' } },
   { label: 'plain sampling (T 0.7, top-k 40)', sampled: true },
-  { label: 'draft model (4 tokens), speculative sampling', speculative: { strategy: 'draft-model', draftLength: 4, sizing: 'fixed' }, sampled: true },
+  { label: 'draft model, chain of 4, speculative sampling', speculative: { strategy: 'draft-model', draftLength: 4, branching: 1, maxNodes: 4, sizing: 'fixed' }, sampled: true },
+  { label: 'draft model, DySpec tree of 16, speculative sampling (RSD)', speculative: { strategy: 'draft-model', draftLength: 4, branching: 4, maxNodes: 16, sizing: 'fixed' }, sampled: true },
+  { label: 'draft model tree, speculative sampling, sized for this device (A7)', speculative: { strategy: 'draft-model', draftLength: 4, branching: 4, maxNodes: 16, sizing: 'auto' }, sampled: true },
 ];
 
 const engine = createEngine({ worker: false });

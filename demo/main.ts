@@ -184,7 +184,7 @@ async function speculativeRequest(): Promise<SpeculativeRequest | undefined> {
     draftLoaded = true;
     $('spec-status').textContent = `draft: ${DRAFT}`;
   }
-  return { strategy: strategy as SpeculativeRequest['strategy'], maxNodes: number('spec-nodes'), minConfidence: number('spec-confidence') };
+  return { strategy: strategy as SpeculativeRequest['strategy'], maxNodes: number('spec-nodes'), branching: number('spec-branching'), minConfidence: number('spec-confidence') };
 }
 
 // ---- stats ----

@@ -13,6 +13,7 @@ import { Decoder } from '../src/models/decoder';
 import { Tokenizer } from '../src/tokenizer';
 import { llamaFixture } from './oracle/llama-fixture';
 import { testGpu } from './util';
+import { chiSquare, critical } from './stats';
 
 // A small random model, and a low temperature that concentrates its distributions on a few
 // tokens, so that a few hundred draws measure them well. (Top-k/top-p are the sampler's own
@@ -27,26 +28,6 @@ function softmax(logits: Float32Array, temperature: number): Float64Array {
   const out = Float64Array.from(logits, (v) => Math.exp((v - max) / temperature));
   const sum = out.reduce((a, b) => a + b, 0);
   return out.map((v) => v / sum);
-}
-
-/** Chi-square goodness of fit of counts against expected probabilities; cells expected below 5 are pooled. */
-function chiSquare(counts: Map<string, number>, expected: Map<string, number>, draws: number): { statistic: number; df: number } {
-  const cells: Array<[observed: number, expected: number]> = [];
-  let pooled: [number, number] = [0, 0];
-  for (const key of new Set([...counts.keys(), ...expected.keys()])) {
-    const cell: [number, number] = [counts.get(key) ?? 0, (expected.get(key) ?? 0) * draws];
-    if (cell[1] < 5) pooled = [pooled[0] + cell[0], pooled[1] + cell[1]];
-    else cells.push(cell);
-  }
-  if (pooled[0] > 0 || pooled[1] >= 1) cells.push(pooled);
-  let statistic = 0;
-  for (const [o, e] of cells) statistic += (o - e) ** 2 / Math.max(e, 1e-9);
-  return { statistic, df: cells.length - 1 };
-}
-
-/** The chi-square quantile at 1 - 1e-3 (Wilson-Hilferty). */
-function critical(df: number): number {
-  return df * (1 - 2 / (9 * df) + 3.09 * Math.sqrt(2 / (9 * df))) ** 3;
 }
 
 describe('speculative sampling', () => {
@@ -91,7 +72,8 @@ describe('speculative sampling', () => {
       await session.prefill(prompt.slice(0, -1));
       for (let seed = 0; seed < DRAWS; seed++) {
         session.truncate(prompt.length - 1);
-        const result = await generateSpeculative(target, tokenizer, session, { tokens: prompt.slice(-1), maxTokens: 2, temperature: TEMPERATURE, seed }, strategy, { sizing: 'fixed', maxNodes: 3 });
+        const result = await generateSpeculative(target, tokenizer, session, { tokens: prompt.slice(-1), maxTokens: 4, temperature: TEMPERATURE, seed }, strategy, { sizing: 'fixed', maxNodes: 3 });
+        // Four tokens, so that the first step's budget is the whole tree (3 nodes); the first two are counted.
         const [t1, t2] = result.tokens;
         for (const [i, key] of [String(t1), `${t1},${t2}`].entries()) counts[i].set(key, (counts[i].get(key) ?? 0) + 1);
         accepted += result.speculative.accepted;
@@ -121,6 +103,30 @@ describe('speculative sampling', () => {
     };
     try {
       const { acceptanceRate } = await expectPlainDistribution(strategy);
+      expect(acceptanceRate).toBeGreaterThan(0.1);
+      expect(acceptanceRate).toBeLessThan(0.95);
+    } finally {
+      drafter.destroy();
+    }
+  }, 600_000);
+
+  it('a DySpec draft tree whose siblings are drawn from q without replacement (RSD) gives the target\'s distribution', async () => {
+    const gpu = await testGpu();
+    // Two siblings under the root (Gumbel-top-2 from q at T = 1.2) and one grandchild: the walk
+    // rejects the first sibling, tries the second against the residual, then draws from what is left.
+    const drafter = new DraftModel(gpu, target, target, { draftLength: 2, branching: 2 });
+    let siblings = 0;
+    const strategy: Strategy = {
+      name: 'draft tree at T = 1.2',
+      async propose(context, root, budget, sampling) {
+        const tree = await drafter.propose(context, root, budget, sampling && { ...sampling, temperature: 1.2 });
+        siblings += tree.parents.filter((p) => p === -1).length > 1 ? 1 : 0;
+        return tree;
+      },
+    };
+    try {
+      const { acceptanceRate } = await expectPlainDistribution(strategy);
+      expect(siblings).toBeGreaterThan(DRAWS / 2); // the trees did branch at the root
       expect(acceptanceRate).toBeGreaterThan(0.1);
       expect(acceptanceRate).toBeLessThan(0.95);
     } finally {

@@ -138,14 +138,14 @@ describe('greedy speculative decoding', () => {
   it('a different draft model and prompt lookup give the plain greedy tokens', async () => {
     const gpu = await testGpu();
     const want = await plain(48);
-    for (const [strategy, sizing] of [[new DraftModel(gpu, other, target, { draftLength: 3 }), 'fixed'], [new PromptLookup(), 'fixed'], [new PromptLookup(), 'auto']] as const) {
+    for (const [strategy, sizing] of [[new DraftModel(gpu, other, target, { draftLength: 3 }), 'fixed'], [new DraftModel(gpu, other, target, { draftLength: 3, branching: 3 }), 'fixed'], [new PromptLookup(), 'fixed'], [new PromptLookup(), 'auto']] as const) {
       const { result, session } = await speculative(strategy, 48, sizing);
       session.destroy();
       (strategy as Strategy).destroy?.();
       console.log(`${strategy.name} (${sizing} sizing, ${result.speculative.draftSize} nodes at the end): ${result.speculative.tokensPerStep.toFixed(2)} tokens/step, acceptance ${(result.speculative.acceptanceRate * 100).toFixed(0)}%`);
       await expectSameOrNearTie(result.tokens, want);
     }
-  }, 300_000);
+  }, 900_000);
 
   it('layer-skip self-speculation: calibration picks a measured skip set, and the tokens are plain greedy\'s', async () => {
     const gpu = await testGpu();

@@ -74,11 +74,16 @@ export interface SpeculativeRequest {
   strategy: 'prompt-lookup' | 'token-recycling' | 'draft-model' | 'layer-skip';
   /** Most draft nodes per verify step (default: 16; Token Recycling's template has 80). */
   maxNodes?: number;
-  /** Tokens a draft model or prompt lookup proposes per step. */
+  /** Tokens a draft model or prompt lookup proposes per step (for a draft-model tree: its depth). */
   draftLength?: number;
+  /**
+   * draft-model: children drafted per node (DySpec tree, A3; siblings are sampled without
+   * replacement when sampling, A4). 1 = a chain. Default 4: a tree of up to maxNodes nodes.
+   */
+  branching?: number;
   /** 'auto' (default): size each step's draft by the measured verify cost on this device, down to plain decoding; 'fixed': always maxNodes. */
   sizing?: 'auto' | 'fixed';
-  /** Confidence early stop (A8) for draft-model and layer-skip: a draft whose probability under the drafter is below this ends the chain. Default 0 (off). */
+  /** Confidence early stop (A8) for draft-model and layer-skip: a draft whose probability under the drafter is below this is not proposed, nor anything after it. Default 0 (off). */
   minConfidence?: number;
 }
 
@@ -275,7 +280,7 @@ export class EngineCore {
         return this.recycling;
       case 'draft-model':
         if (!this.draft) throw new EngineError('bad-request', 'no draft model is loaded: call loadDraft() first');
-        return new DraftModel(this.gpu!, this.draft.decoder, decoder, { draftLength: request.draftLength, contextLength: info.sessionContext, minConfidence: request.minConfidence });
+        return new DraftModel(this.gpu!, this.draft.decoder, decoder, { draftLength: request.draftLength, branching: request.branching ?? 4, contextLength: info.sessionContext, minConfidence: request.minConfidence });
       case 'layer-skip': {
         const strategy = new LayerSkip(session, info.layers, { draftLength: request.draftLength, skip: this.layerSkipSet, minConfidence: request.minConfidence });
         // Which layers to skip is measured once per model, on the first prompt long enough to tell.

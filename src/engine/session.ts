@@ -4,9 +4,12 @@ import { type Gpu, GpuError } from '../gpu';
 import { treeMaskFromParents } from '../kernels/attention';
 import { type KvCache, type KvFormat, PAGE, createKvCache, destroyKvCache, identityPageTable, kvMove } from '../kernels/kv-cache';
 import { type SamplingOptions, sample } from '../kernels/sampling';
+import { gatherRows, gumbelKeys } from '../kernels/draft-tree';
+import { copy } from '../kernels/elementwise';
 import { argmax } from '../kernels/softmax';
 import { speculativeAccept } from '../kernels/speculative';
 import { readTop1, top1 } from '../kernels/top1';
+import { MAX_TOPK, topk } from '../kernels/topk';
 import type { Decoder, DecoderScratch } from '../models/decoder';
 import { AbortError } from './generate';
 
@@ -52,6 +55,8 @@ export class Session {
   private readonly top1Out: GPUBuffer;
   /** Speculative sampling's buffers, made on first use: the tree rows' distributions and the accept kernel's scratch. */
   private sampling?: { probs: GPUBuffer; rowTokens: GPUBuffer; residual: GPUBuffer; left: GPUBuffer; result: GPUBuffer };
+  /** Draft-tree expansion's buffers, made on first use: Gumbel keys per row, chosen children and their probabilities. */
+  private expansion?: { keys: GPUBuffer; children: GPUBuffer; childProbs: GPUBuffer };
 
   constructor(
     private readonly gpu: Gpu,
@@ -201,6 +206,44 @@ export class Session {
     }
   }
 
+  /**
+   * One expansion of a draft tree (DySpec, A3): runs the tree (as evaluateTree) and turns each
+   * node's logits into the drafter's distribution q (the sampling settings; temperature 1 when
+   * `sampling` is absent), then gives each node `m` children with their q: drawn from q without
+   * replacement, in draw order (Gumbel-top-k, what RSD's siblings need), or, without sampling, the
+   * m likeliest. Only those ids and probabilities come back. `keep` copies node i's q row to row
+   * `keep.rows[i]` of its buffer (-1: not kept), for the verify walk. The cache is unchanged.
+   */
+  async expandTree(tokens: number[], parents: number[], m: number, sampling: TreeSampling | undefined, keep?: { probs: DraftProbs; rows: number[] }): Promise<Array<Array<{ token: number; q: number }>>> {
+    if (!Number.isInteger(m) || m < 1 || m > MAX_TOPK) throw new GpuError('bad-argument', `expandTree: m must be 1..${MAX_TOPK}, got ${m}`);
+    const vocab = this.model.config.vocabSize;
+    const { probs, rowTokens } = this.samplingBuffers();
+    const { keys, children, childProbs } = this.expansionBuffers();
+    const n = await this.runTree('expandTree', tokens, parents, (pass, rows) => {
+      sample(this.gpu, pass, { logits: this.scratch.logits, tokens: rowTokens, rows, vocab, ...(sampling ?? { temperature: 1, seed: 0, step: 0 }), probs });
+      if (sampling) gumbelKeys(this.gpu, pass, { q: probs, keys, rows, n: vocab, seed: sampling.seed, step: sampling.step });
+      topk(this.gpu, pass, { x: sampling ? keys : probs, out: children, rows, n: vocab, k: m });
+      gatherRows(this.gpu, pass, { x: probs, ids: children, out: childProbs, rows, n: vocab, m });
+      keep?.rows.forEach((row, i) => {
+        if (row >= 0) copy(this.gpu, pass, { src: probs, dst: keep.probs.buffer, n: vocab, srcOffset: i * vocab, dstOffset: row * keep.probs.stride });
+      });
+    });
+    const [ids, q] = await Promise.all([this.gpu.readU32(children, n * m), this.gpu.readF32(childProbs, n * m)]);
+    return Array.from({ length: n }, (_, row) => Array.from({ length: m }, (_, j) => ({ token: ids[row * m + j], q: q[row * m + j] })).filter((c) => c.q > 0));
+  }
+
+  private expansionBuffers() {
+    if (!this.expansion) {
+      const rows = this.scratch.maxTokens;
+      this.expansion = {
+        keys: this.gpu.buffer(rows * this.model.config.vocabSize * 4, 'gumbel keys'),
+        children: this.gpu.buffer(rows * MAX_TOPK * 4, 'tree children'),
+        childProbs: this.gpu.buffer(rows * MAX_TOPK * 4, 'tree children q'),
+      };
+    }
+    return this.expansion;
+  }
+
   private samplingBuffers() {
     if (!this.sampling) {
       const vocab = this.model.config.vocabSize;
@@ -348,6 +391,6 @@ export class Session {
 
   destroy(): void {
     this.caches.forEach(destroyKvCache);
-    for (const b of [this.pageTable, this.treeArgmax, this.top1Out, ...Object.values(this.sampling ?? {}), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
+    for (const b of [this.pageTable, this.treeArgmax, this.top1Out, ...Object.values(this.sampling ?? {}), ...Object.values(this.expansion ?? {}), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
   }
 }

@@ -1,95 +1,170 @@
-// Draft-model speculation (A1, a chain): a small model with the same vocabulary drafts the next
-// tokens one by one; the target verifies them all in one pass. Greedy decoding drafts the draft's
-// argmax; sampling draws each draft from the draft's own sampling distribution q (same settings
-// as the target's, its own uniforms) and hands the q rows to the verify step, which accepts by
-// min(1, p/q) (A1 step 3). The draft keeps its own KV cache, rolled back to the committed text
-// before each proposal.
+// Draft-model speculation (A1, A3, A4): a small model with the same vocabulary grows a draft tree
+// by DySpec's greedy expansion. Each expansion runs the draft over the tree so far (one forward,
+// tree attention) and gives every node added last time its `branching` best children; candidates
+// wait in a heap ordered by path probability (the product of the drafter's q along the path), and
+// the likeliest are added, `width` per expansion, until the budget or the depth limit is reached.
+// With branching 1 and width 1 the tree is a chain (A1).
+// Greedy decoding drafts the drafter's likeliest children. Sampling draws each node's children
+// from the drafter's own sampling distribution q without replacement (Gumbel-top-k, its own
+// uniforms) and hands the q rows to the verify step, which walks siblings with recursive rejection
+// sampling (A4), so the output is distributed as plain sampling's. The draft keeps its own KV
+// cache, rolled back to the committed text before each proposal.
 import type { Gpu } from '../../gpu';
+import { copy } from '../../kernels/elementwise';
 import type { Decoder } from '../../models/decoder';
 import { EngineError } from '../errors';
 import { type DraftProbs, Session, type TreeSampling } from '../session';
-import { type DraftTree, EMPTY_TREE, type Strategy, chain } from './strategy';
+import { type DraftTree, EMPTY_TREE, type Strategy } from './strategy';
 
 export interface DraftModelOptions {
-  /** Tokens drafted per step. Default 4. */
+  /** Deepest draft (tokens along one path). Default 4. */
   draftLength?: number;
-  /** A8: stop drafting at a draft whose probability under the drafter is below this. Default 0 (never). */
+  /**
+   * Children considered per expanded node (1: a chain). Default 1. With more, a budget of n nodes
+   * is spent ceil(n / draftLength) nodes per expansion, the likeliest paths first.
+   */
+  branching?: number;
+  /** A8: a draft whose probability under the drafter is below this is not proposed (nor expanded). Default 0. */
   minConfidence?: number;
   contextLength?: number;
+}
+
+interface Node {
+  token: number;
+  parent: number;
+  depth: number;
+  /** Product of the drafter's q along the path from the root. */
+  pathProb: number;
 }
 
 export class DraftModel implements Strategy {
   readonly name = 'draft-model';
   private readonly session: Session;
   private readonly draftLength: number;
+  private readonly branching: number;
   private readonly minConfidence: number;
-  /** Mean wall time of one drafted token, for sizing. */
-  private msPerToken = 0;
+  /** Mean wall time of one expansion (a draft forward over the tree), for sizing. */
+  private msPerExpansion = 0;
   private timed = 0;
-  /** q rows for sampled drafts (row i: what draft i + 1 was drawn from), made on first use. */
+  /** q rows for sampled drafts (row i: what node i's children were drawn from), made on first use. */
   private probs?: DraftProbs;
+  /** q rows by node creation order, copied into `probs` in the tree's final order. */
+  private staging?: DraftProbs;
 
   constructor(private readonly gpu: Gpu, readonly draft: Decoder, target: Decoder, options: DraftModelOptions = {}) {
     if (draft.config.vocabSize !== target.config.vocabSize) {
       throw new EngineError('bad-request', `the draft model's vocabulary (${draft.config.vocabSize}) differs from the target's (${target.config.vocabSize})`);
     }
     this.draftLength = options.draftLength ?? 4;
+    this.branching = options.branching ?? 1;
+    if (!Number.isInteger(this.branching) || this.branching < 1 || this.branching > 16) throw new EngineError('bad-request', `branching must be 1..16, got ${options.branching}`);
     this.minConfidence = options.minConfidence ?? 0;
     this.session = new Session(gpu, draft, { contextLength: options.contextLength ?? Math.min(draft.config.contextLength, 2048) });
   }
 
   async propose(context: readonly number[], root: number, budget: number, sampling?: TreeSampling): Promise<DraftTree> {
-    const want = Math.min(this.draftLength, budget, this.session.capacity - context.length - 1);
+    const want = Math.min(budget, this.session.capacity - context.length - 1, this.session.scratch.maxTokens - 1);
     if (want < 1) return EMPTY_TREE;
     // Roll the draft's cache back to what it shares with the committed text, then catch up.
     const cached = this.session.tokens;
     let common = 0;
     while (common < cached.length && common < context.length && cached[common] === context[common]) common++;
     this.session.truncate(common);
-    const drafts: number[] = [];
-    const probs = sampling && this.probRows();
-    // The draft's uniforms must not be the target's: another seed, and a step per drafted token.
-    const draw = async (tokens: number[]): Promise<{ token: number; confidence: number }> => {
-      if (!probs) {
-        const { token, probability } = await this.session.feedConfident(tokens);
-        return { token, confidence: probability };
-      }
-      const seed = (sampling!.seed ^ 0x5bd1e995) >>> 0;
-      const step = (context.length * 64 + drafts.length) >>> 0;
-      const row = { buffer: probs.buffer, offset: drafts.length * probs.stride * 4, size: this.draft.config.vocabSize * 4 };
-      return this.session.feedSampled(tokens, { ...sampling!, seed, step }, row);
-    };
-    let input = [...context.slice(common), root];
-    while (drafts.length < want) {
+    await this.session.prefill(context.slice(common));
+
+    const width = this.branching === 1 ? 1 : Math.ceil(want / this.draftLength);
+    const nodes: Node[] = [{ token: root, parent: -1, depth: 0, pathProb: 1 }];
+    const staging = sampling && this.rows('staging', want + 1);
+    let fresh = [0]; // nodes whose children are not known yet
+    // Each expanded node's children wait in draw order; only the next of them is a candidate, so
+    // the siblings in the tree are always the first draws, in order, as RSD needs.
+    const waiting = new Map<number, Node[]>();
+    const nextOf = (parent: number) => waiting.get(parent)?.[0];
+    // The draft's uniforms must not be the target's: another seed, and a step per expansion.
+    for (let expansion = 0; fresh.length && nodes.length - 1 < want; expansion++) {
+      const order = preorder(nodes);
+      const rank = new Map(order.map((node, row) => [node, row]));
       const start = performance.now();
-      const { token, confidence } = await draw(input);
-      if (drafts.length > 0) this.msPerToken = (this.msPerToken * this.timed + performance.now() - start) / ++this.timed;
-      // A8: stop where the drafter doubts its own draft; that draft is not proposed. (The fed
-      // tokens stay in the draft's cache: the next proposal rolls it back as needed.)
-      if (confidence < this.minConfidence) break;
-      drafts.push(token);
-      input = [token];
+      const children = await this.session.expandTree(
+        order.map((i) => nodes[i].token), order.map((i) => (nodes[i].parent < 0 ? -1 : rank.get(nodes[i].parent)!)), this.branching,
+        sampling && { ...sampling, seed: (sampling.seed ^ 0x5bd1e995) >>> 0, step: (context.length * 64 + expansion) >>> 0 },
+        staging && { probs: staging, rows: order.map((i) => (fresh.includes(i) ? i : -1)) },
+      );
+      this.msPerExpansion = (this.msPerExpansion * this.timed + performance.now() - start) / ++this.timed;
+      for (const parent of fresh) {
+        if (nodes[parent].depth >= this.draftLength) continue;
+        const drawn: Node[] = [];
+        for (const { token, q } of children[rank.get(parent)!]) {
+          // A8: a draft the drafter itself doubts ends its parent's list (and is not proposed).
+          if (q < this.minConfidence) break;
+          drawn.push({ token, parent, depth: nodes[parent].depth + 1, pathProb: nodes[parent].pathProb * q });
+        }
+        if (drawn.length) waiting.set(parent, drawn);
+      }
+      // Add the likeliest waiting children (by path probability), up to `width` this expansion.
+      fresh = [];
+      while (fresh.length < width && nodes.length - 1 < want) {
+        let best = -1;
+        for (const parent of waiting.keys()) if (best < 0 || nextOf(parent)!.pathProb > nextOf(best)!.pathProb) best = parent;
+        if (best < 0) break;
+        nodes.push(waiting.get(best)!.shift()!);
+        if (!waiting.get(best)!.length) waiting.delete(best);
+        fresh.push(nodes.length - 1);
+      }
     }
-    return probs ? { ...chain(drafts), draftProbs: probs } : chain(drafts);
+    if (nodes.length === 1) return EMPTY_TREE;
+    const order = preorder(nodes);
+    const rank = new Map(order.map((node, row) => [node, row]));
+    const tree: DraftTree = {
+      tokens: order.slice(1).map((i) => nodes[i].token),
+      parents: order.slice(1).map((i) => rank.get(nodes[i].parent)! - 1),
+    };
+    if (!staging) return tree;
+    // Row r of the verify walk's q is node order[r]'s: copied from creation order.
+    const probs = this.rows('probs', want + 1);
+    await this.gpu.run((pass) => {
+      order.forEach((node, row) => {
+        copy(this.gpu, pass, { src: staging.buffer, dst: probs.buffer, n: this.draft.config.vocabSize, srcOffset: node * staging.stride, dstOffset: row * probs.stride });
+      });
+    }, 'draft probs in tree order');
+    return { ...tree, draftProbs: probs };
   }
 
   /** Rows padded to the storage offset alignment, so that each can be bound on its own. */
-  private probRows(): DraftProbs {
-    if (!this.probs) {
-      const align = this.gpu.limits.minStorageBufferOffsetAlignment / 4;
-      const stride = Math.ceil(this.draft.config.vocabSize / align) * align;
-      // draftLength rows are written; the verify walk may read one more (the last draft's, unused).
-      this.probs = { buffer: this.gpu.buffer((this.draftLength + 1) * stride * 4, 'draft probs'), stride };
-    }
-    return this.probs;
+  private rows(which: 'probs' | 'staging', count: number): DraftProbs {
+    const existing = this[which];
+    if (existing && existing.buffer.size >= (count + 1) * existing.stride * 4) return existing;
+    existing?.buffer.destroy();
+    const align = this.gpu.limits.minStorageBufferOffsetAlignment / 4;
+    const stride = Math.ceil(this.draft.config.vocabSize / align) * align;
+    // The verify walk may read one row past the last node (unused).
+    const rows = Math.max(count + 1, this.draftLength + 2);
+    const made = { buffer: this.gpu.buffer(rows * stride * 4, `draft ${which}`), stride };
+    this[which] = made;
+    return made;
   }
 
   draftMs(n: number): number {
-    return n * this.msPerToken;
+    // Expansions: one per level, at most draftLength, at most one per node.
+    return Math.min(n, this.draftLength) * this.msPerExpansion;
   }
 
   destroy(): void {
     this.session.destroy();
     this.probs?.buffer.destroy();
+    this.staging?.buffer.destroy();
   }
+}
+
+/** Node ids in DFS preorder, children in creation order (the root, node 0, first). */
+function preorder(nodes: readonly Node[]): number[] {
+  const children: number[][] = nodes.map(() => []);
+  nodes.forEach((node, i) => node.parent >= 0 && children[node.parent].push(i));
+  const order: number[] = [];
+  const visit = (i: number) => {
+    order.push(i);
+    children[i].forEach(visit);
+  };
+  visit(0);
+  return order;
 }
