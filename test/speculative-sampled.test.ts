@@ -88,7 +88,7 @@ describe('speculative sampling', () => {
       expect(df).toBeGreaterThan(0);
       expect(statistic, `${strategy.name}, ${what}`).toBeLessThan(critical(df));
     }
-    return { acceptanceRate: accepted / drafted };
+    return { acceptanceRate: drafted ? accepted / drafted : 0 };
   }
 
   it('drafts sampled from q (a draft model at another temperature): q-based acceptance gives the target\'s distribution', async () => {
@@ -132,6 +132,11 @@ describe('speculative sampling', () => {
     } finally {
       drafter.destroy();
     }
+  }, 600_000);
+
+  it('steps without a draft (plain decoding steps inside the speculative loop) give the target\'s distribution', async () => {
+    const strategy: Strategy = { name: 'never drafts', propose: () => ({ tokens: [], parents: [] }) };
+    await expectPlainDistribution(strategy);
   }, 600_000);
 
   it('deterministic drafts in a branching tree (point-mass acceptance) give the target\'s distribution', async () => {

@@ -361,10 +361,10 @@ export class Session {
 
   /**
    * Appends `tokens` and samples the next token from the last one's logits, writing the sampling
-   * distribution to `probs` (a draft model's q row for speculative sampling). `confidence` is the
+   * distribution to `probs` if given (a draft model's q row for speculative sampling). `confidence` is the
    * top token's probability at the sampling temperature, before top-k/top-p (A8's stop rule).
    */
-  async feedSampled(tokens: number[], sampling: TreeSampling, probs: GPUBufferBinding): Promise<{ token: number; confidence: number }> {
+  async feedSampled(tokens: number[], sampling: TreeSampling, probs?: GPUBufferBinding): Promise<{ token: number; confidence: number }> {
     if (tokens.length > 1) await this.prefill(tokens.slice(0, -1));
     const vocab = this.model.config.vocabSize;
     await this.step(tokens.slice(-1), 'last', (pass) => {

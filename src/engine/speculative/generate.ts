@@ -25,6 +25,8 @@ export interface SpeculativeStats {
   tokensPerStep: number;
   /** Accepted over drafted. */
   acceptanceRate: number;
+  /** Milliseconds this generation spent measuring verify costs for the sizing (0 when they were known). */
+  sizingMs: number;
 }
 
 export interface SpeculativeResult extends GenerateResult {
@@ -65,8 +67,8 @@ export async function generateSpeculative(
   let root = prompt.at(-1)!;
   let finishReason = 'length' as GenerateResult['finishReason'];
   let firstTokenAt = 0;
-  const stats: SpeculativeStats = { strategy: strategy.name, draftSize: maxNodes, steps: 0, drafted: 0, accepted: 0, tokensPerStep: 0, acceptanceRate: 0 };
-  const sizing = options.sizing === 'auto' ? await startSizing(model, session, strategy, maxNodes) : undefined;
+  const stats: SpeculativeStats = { strategy: strategy.name, draftSize: maxNodes, steps: 0, drafted: 0, accepted: 0, tokensPerStep: 0, acceptanceRate: 0, sizingMs: 0 };
+  const sizing = options.sizing === 'auto' ? await startSizing(model, session, strategy, maxNodes, stats) : undefined;
 
   for (;;) {
     if (request.signal?.aborted) {
@@ -89,14 +91,22 @@ export async function generateSpeculative(
     let path: number[];
     let bonus: number;
     let targetNext: Uint32Array | undefined;
-    if (stepSampling) {
-      ({ tokens: nodes, path, token: bonus } = await session.verifyTreeSampled(draft, parents, stepSampling, 'tokens' in tree ? tree.draftProbs : undefined));
+    if (parents.length === 1) {
+      // No draft: a plain decoding step (one forward, the next token read back), cheaper than a
+      // one-row tree verification. Nothing was proposed, so the strategy has nothing to learn.
+      nodes = [root];
+      path = [0];
+      bonus = stepSampling ? (await session.feedSampled([root], stepSampling)).token : (await session.feedConfident([root])).token;
     } else {
-      ({ targetNext, tokens: nodes } = await session.verifyTreeGreedy(draft, parents));
-      ({ path, bonus } = acceptGreedy(nodes, parents, targetNext));
+      if (stepSampling) {
+        ({ tokens: nodes, path, token: bonus } = await session.verifyTreeSampled(draft, parents, stepSampling, 'tokens' in tree ? tree.draftProbs : undefined));
+      } else {
+        ({ targetNext, tokens: nodes } = await session.verifyTreeGreedy(draft, parents));
+        ({ path, bonus } = acceptGreedy(nodes, parents, targetNext));
+      }
+      await session.commitTree(nodes, path);
+      await strategy.observe?.({ nodes, parents, targetNext, path });
     }
-    await session.commitTree(nodes, path);
-    await strategy.observe?.({ nodes, parents, targetNext, path });
     stats.steps++;
     stats.drafted += nodes.length - 1;
     stats.accepted += path.length - 1;
@@ -130,8 +140,14 @@ export async function generateSpeculative(
  * Sizing for one generation: the device's verify cost curve (measured once per model and context
  * bucket), acceptance by depth (unless the strategy keeps its own), and the timing guard.
  */
-async function startSizing(model: Decoder, session: Session, strategy: Strategy, maxNodes: number) {
-  let measured = await verifyCost(model, session, maxNodes + 1);
+async function startSizing(model: Decoder, session: Session, strategy: Strategy, maxNodes: number, stats: SpeculativeStats) {
+  const timed = async () => {
+    const start = performance.now();
+    const cost = await verifyCost(model, session, maxNodes + 1);
+    stats.sizingMs += performance.now() - start;
+    return cost;
+  };
+  let measured = await timed();
   let measuredAt = Math.max(1, session.length);
   // Prior: acceptance halves with each level.
   const depths = new AcceptanceStats(maxNodes, (i) => 0.5 ** (i + 1));
@@ -145,7 +161,7 @@ async function startSizing(model: Decoder, session: Session, strategy: Strategy,
   return {
     async next(step: number): Promise<number> {
       if (session.length >= 2 * measuredAt) {
-        measured = await verifyCost(model, session, maxNodes + 1);
+        measured = await timed();
         measuredAt = session.length;
       }
       return sizer.next(step);
