@@ -52,6 +52,10 @@ export class Session {
   private readonly slots: GPUBuffer;
   private readonly pageTable: GPUBuffer;
   private readonly treeArgmax: GPUBuffer;
+  /** Per-step tree data, written each step rather than allocated (buffers made per step slowed long runs). */
+  private readonly treeEnd: GPUBuffer;
+  private readonly treeParents: GPUBuffer;
+  private readonly kvMoves: GPUBuffer;
   private readonly top1Out: GPUBuffer;
   /** Speculative sampling's buffers, made on first use: the tree rows' distributions and the accept kernel's scratch. */
   private sampling?: { probs: GPUBuffer; rowTokens: GPUBuffer; residual: GPUBuffer; left: GPUBuffer; result: GPUBuffer };
@@ -85,6 +89,9 @@ export class Session {
     this.slots = gpu.buffer(chunk * 4, 'slots');
     this.sampledToken = gpu.buffer(4, 'sampled token');
     this.treeArgmax = gpu.buffer(chunk * 4, 'tree argmax');
+    this.treeEnd = gpu.buffer(chunk * 4, 'tree end');
+    this.treeParents = gpu.buffer(chunk * 4, 'tree parents');
+    this.kvMoves = gpu.buffer(chunk * 8, 'kv moves');
     this.top1Out = gpu.buffer(8, 'top-1 and its probability');
   }
 
@@ -185,25 +192,21 @@ export class Session {
   async verifyTreeSampled(tokens: number[] | GpuDraft, parents: number[], sampling: TreeSampling, draft?: DraftProbs): Promise<{ path: number[]; token: number; tokens: number[] }> {
     const vocab = this.model.config.vocabSize;
     const buffers = this.samplingBuffers();
-    const parentsBuffer = this.gpu.upload(Int32Array.from(parents), 'tree parents');
-    try {
-      const n = await this.runTree('verifyTreeSampled', tokens, parents, (pass, rows) => {
-        if (!Array.isArray(tokens)) tokens.afterVerify?.(pass, this.scratch.logits, this.ids, rows);
-        sample(this.gpu, pass, { logits: this.scratch.logits, tokens: buffers.rowTokens, rows, vocab, ...sampling, probs: buffers.probs });
-        speculativeAccept(this.gpu, pass, {
-          probs: buffers.probs, tokens: this.ids, parents: parentsBuffer, nodes: rows, vocab, seed: sampling.seed, step: sampling.step,
-          residual: buffers.residual, result: buffers.result, ...(draft ? { draft: draft.buffer, draftStride: draft.stride, left: buffers.left } : {}),
-        });
+    if (parents.length <= this.scratch.maxTokens) this.gpu.write(this.treeParents, Int32Array.from(parents));
+    const n = await this.runTree('verifyTreeSampled', tokens, parents, (pass, rows) => {
+      if (!Array.isArray(tokens)) tokens.afterVerify?.(pass, this.scratch.logits, this.ids, rows);
+      sample(this.gpu, pass, { logits: this.scratch.logits, tokens: buffers.rowTokens, rows, vocab, ...sampling, probs: buffers.probs });
+      speculativeAccept(this.gpu, pass, {
+        probs: buffers.probs, tokens: this.ids, parents: this.treeParents, nodes: rows, vocab, seed: sampling.seed, step: sampling.step,
+        residual: buffers.residual, result: buffers.result, ...(draft ? { draft: draft.buffer, draftStride: draft.stride, left: buffers.left } : {}),
       });
-      const result = await this.gpu.readU32(buffers.result, n + 2);
-      return {
-        path: Array.from(result.subarray(2, 2 + result[0])),
-        token: result[1],
-        tokens: Array.isArray(tokens) ? tokens : Array.from(await this.gpu.readU32(this.ids, n)),
-      };
-    } finally {
-      parentsBuffer.destroy();
-    }
+    });
+    const result = await this.gpu.readU32(buffers.result, n + 2);
+    return {
+      path: Array.from(result.subarray(2, 2 + result[0])),
+      token: result[1],
+      tokens: Array.isArray(tokens) ? tokens : Array.from(await this.gpu.readU32(this.ids, n)),
+    };
   }
 
   /**
@@ -268,23 +271,19 @@ export class Session {
     if (this.length + n > this.capacity) throw new GpuError('too-large', `a tree of ${n} does not fit after ${this.length} cached tokens (context ${this.capacity})`);
     const { treeEnd, depths } = treeMaskFromParents(parents);
     const first = this.length;
-    const treeEndBuffer = this.gpu.upload(treeEnd, 'tree end');
+    this.gpu.write(this.treeEnd, treeEnd);
     if (Array.isArray(tokens)) this.gpu.write(this.ids, Uint32Array.from(tokens));
     this.gpu.write(this.positions, depths.map((d) => first + d));
     this.gpu.write(this.slots, Uint32Array.from(parents, (_, i) => first + i));
-    try {
-      await this.gpu.run((pass) => {
-        if (!Array.isArray(tokens)) tokens.fill(pass, this.ids);
-        this.model.forward(pass, this.scratch, this.caches, {
-          count: n, ids: this.ids, positions: this.positions, slots: this.slots,
-          queryStart: first, kvLen: first + n, mask: { kind: 'tree', treeEnd: treeEndBuffer }, logits: 'all',
-        });
-        after?.(pass, n);
-      }, 'verify tree');
-      return n;
-    } finally {
-      treeEndBuffer.destroy();
-    }
+    await this.gpu.run((pass) => {
+      if (!Array.isArray(tokens)) tokens.fill(pass, this.ids);
+      this.model.forward(pass, this.scratch, this.caches, {
+        count: n, ids: this.ids, positions: this.positions, slots: this.slots,
+        queryStart: first, kvLen: first + n, mask: { kind: 'tree', treeEnd: this.treeEnd }, logits: 'all',
+      });
+      after?.(pass, n);
+    }, 'verify tree');
+    return n;
   }
 
   /**
@@ -300,14 +299,11 @@ export class Session {
       if (node !== i) moves.push(first + node, first + i);
     });
     if (moves.length) {
-      const pairs = this.gpu.upload(Uint32Array.from(moves), 'kv moves');
-      try {
-        await this.gpu.run((pass) => {
-          for (const cache of this.caches) kvMove(this.gpu, pass, { cache, pairs, count: moves.length / 2 });
-        }, 'commit tree');
-      } finally {
-        pairs.destroy();
-      }
+      if (moves.length > 2 * this.scratch.maxTokens) throw new GpuError('bad-argument', `commitTree: a path of ${path.length} nodes is longer than a tree can be`);
+      this.gpu.write(this.kvMoves, Uint32Array.from(moves));
+      await this.gpu.run((pass) => {
+        for (const cache of this.caches) kvMove(this.gpu, pass, { cache, pairs: this.kvMoves, count: moves.length / 2 });
+      }, 'commit tree');
     }
     this.tokens.push(...path.map((node) => tokens[node]));
   }
@@ -391,6 +387,6 @@ export class Session {
 
   destroy(): void {
     this.caches.forEach(destroyKvCache);
-    for (const b of [this.pageTable, this.treeArgmax, this.top1Out, ...Object.values(this.sampling ?? {}), ...Object.values(this.expansion ?? {}), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
+    for (const b of [this.pageTable, this.treeArgmax, this.treeEnd, this.treeParents, this.kvMoves, this.top1Out, ...Object.values(this.sampling ?? {}), ...Object.values(this.expansion ?? {}), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
   }
 }

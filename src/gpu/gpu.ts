@@ -14,6 +14,8 @@ export type Binding = GPUBuffer | GPUBufferBinding;
 
 export const STORAGE = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST (literal: GPUBufferUsage is absent in Node until Dawn loads)
 const UNIFORM_ALIGN = 256;
+/** Reads up to this size go through pooled staging buffers. */
+const STAGING_POOL_BYTES = 64 * 1024;
 const UNIFORM_CHUNK_SLOTS = 256;
 
 /**
@@ -31,6 +33,8 @@ export class Gpu {
   private newModules: GPUShaderModule[] = [];
   /** Uniform arena: fixed-size chunks, so bindings made earlier in a submission stay valid. */
   private readonly uniformChunks: Array<{ buffer: GPUBuffer; staging: Uint8Array; used: number }> = [];
+  /** Mappable buffers for small reads, reused (see read()). */
+  private readonly stagingPool: GPUBuffer[] = [];
   private uniformChunk = 0;
   /**
    * Bind groups by pipeline and bound ranges: a decode step binds the same buffers (and the same
@@ -196,15 +200,24 @@ export class Gpu {
   /** Copy `size` bytes of `buffer` from `offset` back to the CPU. */
   async read(buffer: GPUBuffer, offset = 0, size = buffer.size - offset): Promise<ArrayBuffer> {
     this.throwIfLost();
-    const staging = this.device.createBuffer({ label: 'readback', size: align(size, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const bytes = align(size, 4);
+    // Small reads (token ids, every decoding step) reuse staging buffers: a new mappable buffer
+    // per read slowed a long run on a real GPU as they piled up for the garbage collector.
+    const pooled = bytes <= STAGING_POOL_BYTES;
+    const staging = (pooled && this.stagingPool.pop()) || this.device.createBuffer({ label: 'readback', size: pooled ? STAGING_POOL_BYTES : bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    let reusable = false;
     try {
       const encoder = this.device.createCommandEncoder({ label: 'readback' });
-      encoder.copyBufferToBuffer(buffer, offset, staging, 0, align(size, 4));
+      encoder.copyBufferToBuffer(buffer, offset, staging, 0, bytes);
       this.device.queue.submit([encoder.finish()]);
-      await Promise.race([staging.mapAsync(GPUMapMode.READ), this.device.lost.then(() => this.throwIfLost())]);
-      return staging.getMappedRange().slice(0, size);
+      await Promise.race([staging.mapAsync(GPUMapMode.READ, 0, bytes), this.device.lost.then(() => this.throwIfLost())]);
+      const data = staging.getMappedRange(0, bytes).slice(0, size);
+      staging.unmap();
+      reusable = pooled;
+      return data;
     } finally {
-      staging.destroy();
+      if (reusable && this.stagingPool.length < 8) this.stagingPool.push(staging);
+      else staging.destroy();
     }
   }
 
@@ -222,6 +235,8 @@ export class Gpu {
 
   destroy(): void {
     for (const chunk of this.uniformChunks) chunk.buffer.destroy();
+    for (const staging of this.stagingPool) staging.destroy();
+    this.stagingPool.length = 0;
     this.pipelines.clear();
     this.device.destroy();
   }
