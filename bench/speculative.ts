@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { createEngine } from '../src/engine/engine';
 import type { CompletionResult, SpeculativeRequest } from '../src/engine/engine-core';
 import { adapterSlug } from './model-report';
+import { rowsFromTable, speculativePlot } from './speculative-plot';
 
 process.env.VK_ICD_FILENAMES ??= '/usr/lib/chromium/vk_swiftshader_icd.json';
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
@@ -93,7 +94,7 @@ await engine.dispose();
 const slug = adapterSlug(info.adapter);
 const table = `# Speculative decoding on ${info.adapter}
 
-Measured ${new Date().toISOString().slice(0, 10)} with \`npx tsx bench/speculative.ts --tokens=${tokens}\`, Node ${process.version} + Dawn, ${availableParallelism()} CPU cores.
+Measured ${new Date().toISOString().slice(0, 10)} with \`npx tsx bench/speculative.ts --tokens=${tokens}${big ? " --big" : ""}\`, Node ${process.version} + Dawn, ${availableParallelism()} CPU cores.
 Target: \`${modelPath}\` (${info.name}, ${info.layers} layers, hidden ${info.hidden}); draft: \`${draftPath}\`. Greedy decoding of
 ${tokens} tokens after each of ${PROMPTS.length} prompts (openings of held-out chapters), a fresh session per prompt; the sampled rows draw at
 temperature 0.7, top-k 40. Tokens per step: tokens emitted per target forward pass, the bonus token included (MAT). Draft size:
@@ -107,4 +108,5 @@ sampled, as the row) in the same run.
 ${rows.join('\n')}
 `;
 writeFileSync(`bench/results/speculative-${slug}.md`, table);
-console.log(`\nwrote bench/results/speculative-${slug}.md`);
+writeFileSync(`bench/results/speculative-${slug}.svg`, speculativePlot(rowsFromTable(table), `Speculative decoding on ${info.adapter}: decode speed against plain decoding`));
+console.log(`\nwrote bench/results/speculative-${slug}.md and .svg`);
