@@ -277,6 +277,15 @@ describe('attention mass', () => {
       expect(expected.reduce((a, b) => a + b, 0)).toBeCloseTo(4 * heads, 6);
       await gpu.run((pass) => attentionMass(gpu, pass, { q: s.qBuffer, cache: s.cache, lse, mass, T, numHeads: heads, kvLen, queryStart, scale: 1 / 8, mask: gm, queryRange: [1, 5], accumulate: true }));
       expectClose(await gpu.readF32(mass, kvHeads * kvLen), expected.map((x) => 2 * x), 2e-5, 1e-5, 'accumulated mass');
+      // With a stride (a policy's [kvHeads][capacity] buffer): each head's row starts at head * stride, the rest untouched.
+      const stride = kvLen + 7;
+      const strided = gpu.upload(new Float32Array(kvHeads * stride).fill(0.5));
+      await gpu.run((pass) => attentionMass(gpu, pass, { q: s.qBuffer, cache: s.cache, lse, mass: strided, T, numHeads: heads, kvLen, queryStart, scale: 1 / 8, mask: gm, queryRange: [1, 5], accumulate: true, massStride: stride }));
+      const got = await gpu.readF32(strided, kvHeads * stride);
+      for (let h = 0; h < kvHeads; h++) {
+        expectClose(got.subarray(h * stride, h * stride + kvLen), expected.slice(h * kvLen, (h + 1) * kvLen).map((x) => x + 0.5), 2e-5, 1e-5, `strided mass, head ${h}`);
+        expect(Array.from(got.subarray(h * stride + kvLen, (h + 1) * stride))).toEqual(new Array(7).fill(0.5));
+      }
     });
   }
 });

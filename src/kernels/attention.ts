@@ -132,8 +132,8 @@ function resolve(args: Omit<AttentionArgs, 'out' | 'path' | 'splits'>, what: str
     check(bindingBytes(args.keyBias) >= kvLen * 4, `${what}: keyBias needs one f32 per key`);
     extra.push(args.keyBias);
   }
-  const params = new Uint32Array(16);
-  params.set([T, numHeads, cache.kvHeads, kvLen, queryStart, 0, maskA, maskB, virtualLen, windowStart, 0, 0, maskC, 0, 0, 0]);
+  const params = new Uint32Array(20);
+  params.set([T, numHeads, cache.kvHeads, kvLen, queryStart, 0, maskA, maskB, virtualLen, windowStart, 0, 0, maskC, 0, 0, 0, kvLen]);
   new Float32Array(params.buffer)[5] = args.scale;
   return { variant: { format: cache.format, group: cache.group, headDim: D, mask: mask.kind, bias: !!args.keyBias }, params, extra };
 }
@@ -192,20 +192,24 @@ export function attention(gpu: Gpu, pass: GPUComputePassEncoder, args: Attention
 }
 
 /**
- * Attention mass per key: mass [kvHeads][kvLen] f32 (+)= Σ over queries [from, to) and the query
- * heads of each kv head of exp(s − lse), with lse from attention() on the same inputs.
+ * Attention mass per key: mass [kvHeads][stride] f32 (+)= Σ over queries [from, to) and the query
+ * heads of each kv head of exp(s − lse), with lse from attention() on the same inputs. The
+ * stride (default kvLen) lets a policy accumulate over steps whose kvLen grows (stride = capacity).
  */
 export function attentionMass(
   gpu: Gpu, pass: GPUComputePassEncoder,
-  args: Omit<AttentionArgs, 'out' | 'path' | 'splits'> & { lse: Binding; mass: Binding; queryRange?: [number, number]; accumulate?: boolean },
+  args: Omit<AttentionArgs, 'out' | 'path' | 'splits'> & { lse: Binding; mass: Binding; queryRange?: [number, number]; accumulate?: boolean; massStride?: number },
 ): void {
   const r = resolve(args, 'attentionMass');
   const [from, to] = args.queryRange ?? [0, args.T];
+  const stride = args.massStride ?? args.kvLen;
   check(Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from <= to && to <= args.T, `attentionMass: bad query range [${from}, ${to})`);
-  check(bindingBytes(args.mass) >= args.cache.kvHeads * args.kvLen * 4, 'attentionMass: mass must be f32 [kvHeads][kvLen]');
+  check(Number.isInteger(stride) && stride >= args.kvLen, `attentionMass: mass stride ${stride} is below kvLen ${args.kvLen}`);
+  check(bindingBytes(args.mass) >= args.cache.kvHeads * stride * 4, `attentionMass: mass must be f32 [kvHeads][${stride}]`);
   r.params[13] = from;
   r.params[14] = to;
   r.params[15] = args.accumulate ? 1 : 0;
+  r.params[16] = stride;
   const pipeline = gpu.pipeline(`attention-mass-${variantKey(r.variant)}`, () => massWgsl(r.variant));
   gpu.dispatch(pass, pipeline, [args.q, args.lse, args.mass, gpu.uniform(r.params), ...commonBindings(args.cache, r.extra)], [Math.ceil(args.kvLen / 64), args.cache.kvHeads]);
 }

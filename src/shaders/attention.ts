@@ -18,13 +18,14 @@ export interface AttentionVariant {
   bias: boolean;
 }
 
-/** Uniform layout shared by the attention kernels (16 words). */
+/** Uniform layout shared by the attention kernels (20 words). */
 export const paramsWgsl = /* wgsl */ `
 struct Params {
   tokens: u32, heads: u32, kv_heads: u32, kv_len: u32,
   query_start: u32, scale: f32, mask_a: u32, mask_b: u32,
   virtual_len: u32, window_start: u32, splits: u32, chunk: u32,
   mask_c: u32, range_start: u32, range_end: u32, accumulate: u32,
+  mass_stride: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }`;
 
 /**
@@ -330,7 +331,7 @@ ${paramsWgsl}
 @group(0) @binding(3) var<uniform> params: Params;
 ${common.code}
 fn store_mass(kv_head: u32, slot: u32, value: f32) {
-  let i = kv_head * params.kv_len + slot;
+  let i = kv_head * params.mass_stride + slot;
   mass[i] = select(value, mass[i] + value, params.accumulate != 0u);
 }
 
