@@ -17,7 +17,19 @@ import { PromptLookup } from './speculative/prompt-lookup';
 import type { Strategy } from './speculative/strategy';
 import { TokenRecycling } from './speculative/token-recycling';
 import { LayerSkip, skipCandidates } from './speculative/layer-skip';
+import type { KvStats } from './kv/compressed-cache';
+import type { KvPolicyOptions } from './kv/policy';
 import { Session } from './session';
+
+/**
+ * KV-cache compression for a session (docs/KV.md): a policy and its budget in tokens, and the
+ * cache's number format. The cache then holds budget + one prefill step of tokens, however long
+ * the conversation grows.
+ */
+export interface KvOptions extends Partial<KvPolicyOptions> {
+  /** Number format of the cached K/V (default f32); int8/int4 are quantized per group on write. */
+  quantization?: KvFormat;
+}
 
 export interface LoadOptions extends Pick<OpenModelOptions, 'cache' | 'integrity'> {
   /** Context of each session, in tokens (default: the model's, at most 2048). */
@@ -25,6 +37,8 @@ export interface LoadOptions extends Pick<OpenModelOptions, 'cache' | 'integrity
   /** Tokens per prefill step (default 64). */
   prefillChunk?: number;
   kvFormat?: KvFormat;
+  /** Every session's KV cache compression (createSession can choose its own). */
+  kv?: KvOptions;
 }
 
 export interface LoadProgress {
@@ -96,6 +110,8 @@ export interface CompletionStats extends GenerationStats {
   sessionTokens: number;
   /** With speculative decoding: verify steps, drafted and accepted tokens, tokens per step. */
   speculative?: SpeculativeStats;
+  /** With a KV policy: tokens kept and evicted. */
+  kv?: KvStats;
 }
 
 export interface CompletionResult extends Omit<GenerateResult, 'stats'> {
@@ -105,6 +121,7 @@ export interface CompletionResult extends Omit<GenerateResult, 'stats'> {
 export interface SessionOptions {
   contextLength?: number;
   kvFormat?: KvFormat;
+  kv?: KvOptions;
 }
 
 interface Loaded {
@@ -198,9 +215,11 @@ export class EngineCore {
 
   private newSession(decoder: Decoder, info: ModelInfo, options: LoadOptions & SessionOptions): Session {
     try {
+      const { quantization, ...kv } = options.kv ?? {};
       return new Session(this.gpu!, decoder, {
         contextLength: Math.min(options.contextLength ?? info.sessionContext, info.contextLength),
-        prefillChunk: options.prefillChunk, kvFormat: options.kvFormat,
+        prefillChunk: options.prefillChunk, kvFormat: quantization ?? options.kvFormat,
+        kv: kv.policy && kv.policy !== 'full' ? { ...kv, policy: kv.policy } : undefined,
       });
     } catch (error) {
       throw toEngineError(error);
@@ -239,14 +258,13 @@ export class EngineCore {
         const ids = this.promptIds(tokenizer, request);
         // Reuse the cached prefix the conversation shares with this prompt; at least one token
         // must run to produce logits.
-        let common = 0;
-        while (common < ids.length && common < session.tokens.length && session.tokens[common] === ids[common]) common++;
-        common = Math.min(common, ids.length - 1);
+        const common = session.reusablePrefix(ids);
         session.truncate(common);
         const generateRequest = { ...request, tokens: ids.slice(common), signal: controller.signal, onToken: onToken && ((piece: string, _id: number, drafted?: boolean) => onToken(piece, drafted)) };
         let speculative: SpeculativeStats | undefined;
         let result: GenerateResult;
         if (request.speculative) {
+          if (session.compressed) throw new EngineError('unsupported', `speculative decoding on a session with a compressed KV cache (${session.compressed.policy.name}) is not supported yet`);
           const strategy = await this.strategy(request.speculative, session, generateRequest.tokens);
           try {
             const r = await generateSpeculative(decoder, tokenizer, session, generateRequest, strategy, { maxNodes: request.speculative.maxNodes, sizing: request.speculative.sizing ?? 'auto' });
@@ -259,7 +277,7 @@ export class EngineCore {
         }
         return {
           ...result,
-          stats: { ...result.stats, promptTokens: ids.length, cachedPromptTokens: common, kvBytes: session.kvBytes, sessionTokens: session.length, speculative },
+          stats: { ...result.stats, promptTokens: ids.length, cachedPromptTokens: common, kvBytes: session.kvBytes, sessionTokens: session.length, speculative, kv: session.kvStats },
         };
       });
       entry.tail = run.catch(() => undefined);

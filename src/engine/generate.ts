@@ -165,7 +165,7 @@ export async function generate(gpu: Gpu, model: Decoder, tokenizer: Tokenizer, s
     await gpu.run((pass) => {
       sample(gpu, pass, {
         logits: session.scratch.logits, tokens: tokenBuffer, rows: 1, vocab,
-        temperature, topK: request.topK, topP: request.topP, minP: request.minP, seed, step: (session.length + step) >>> 0,
+        temperature, topK: request.topK, topP: request.topP, minP: request.minP, seed, step: (session.tokens.length + step) >>> 0,
         penalty: penaltyTokens ? { tokens: penaltyTokens, count: recent.length, penalty } : undefined,
       });
     }, 'sample');

@@ -12,6 +12,8 @@ import { readTop1, top1 } from '../kernels/top1';
 import { MAX_TOPK, topk } from '../kernels/topk';
 import type { Decoder, DecoderScratch } from '../models/decoder';
 import { AbortError } from './generate';
+import { CompressedCache, type KvStats } from './kv/compressed-cache';
+import { type KvPolicyOptions, createKvPolicy } from './kv/policy';
 
 /** Draft tokens that a kernel writes on the GPU (Token Recycling), with an optional hook after the verify forward. */
 export interface GpuDraft {
@@ -31,22 +33,25 @@ export interface DraftProbs {
 export type TreeSampling = Omit<SamplingOptions, 'seed' | 'step'> & { seed: number; step: number };
 
 export interface SessionOptions {
-  /** KV slots (tokens of context). Default: the model's context length, at most 2048. */
+  /** KV slots (tokens of context). Default: the model's context length, at most 2048. Ignored with a KV policy. */
   contextLength?: number;
-  /** Tokens per prefill step. Default 64. */
+  /** Tokens per prefill step (with a KV policy also the cache's room beyond its budget). Default 64. */
   prefillChunk?: number;
   kvFormat?: KvFormat;
+  /** A KV-cache compression policy (src/engine/kv/policy.ts): the cache holds its budget plus one prefill step, and generation is unbounded. */
+  kv?: KvPolicyOptions;
 }
 
 export class Session {
   readonly capacity: number;
   readonly scratch: DecoderScratch;
   readonly caches: KvCache[];
-  /** The tokens whose K/V are in the cache, in slot order. */
+  /** The tokens the session has seen, in order; without a KV policy, slot i holds token i. */
   readonly tokens: number[] = [];
+  /** The cache under a compression policy, when the session has one. */
+  readonly compressed: CompressedCache | null = null;
   /** u32: where sampling writes the next token id. */
   readonly sampledToken: GPUBuffer;
-  readonly canEvict = false;
   private readonly ids: GPUBuffer;
   private readonly positions: GPUBuffer;
   private readonly slots: GPUBuffer;
@@ -68,10 +73,16 @@ export class Session {
     options: SessionOptions = {},
   ) {
     const c = model.config;
-    const context = options.contextLength ?? Math.min(c.contextLength, 2048);
+    let policy;
+    try {
+      policy = options.kv ? createKvPolicy(options.kv) : null;
+    } catch (error) {
+      throw new GpuError('bad-argument', (error as Error).message);
+    }
+    const context = policy ? policy.budget + (options.prefillChunk ?? 64) : options.contextLength ?? Math.min(c.contextLength, 2048);
     if (!Number.isInteger(context) || context < 1) throw new GpuError('bad-argument', `bad context length ${options.contextLength}`);
     this.capacity = Math.ceil(context / PAGE) * PAGE;
-    const chunk = Math.min(options.prefillChunk ?? 64, this.capacity);
+    const chunk = Math.min(options.prefillChunk ?? 64, policy ? this.capacity - policy.budget : this.capacity);
     this.pageTable = gpu.upload(identityPageTable(this.capacity), 'page table');
     this.caches = [];
     try {
@@ -83,6 +94,7 @@ export class Session {
       this.pageTable.destroy();
       throw error;
     }
+    if (policy) this.compressed = new CompressedCache(gpu, model, policy, this.caches, this.capacity);
     this.scratch = model.createScratch(chunk);
     this.ids = gpu.buffer(chunk * 4, 'ids');
     this.positions = gpu.buffer(chunk * 4, 'positions');
@@ -95,8 +107,30 @@ export class Session {
     this.top1Out = gpu.buffer(8, 'top-1 and its probability');
   }
 
+  /** KV slots in use (without a KV policy, the tokens seen). */
   get length(): number {
-    return this.tokens.length;
+    return this.compressed ? this.compressed.used : this.tokens.length;
+  }
+
+  /** Whether the cache evicts to make room (a KV policy), so generation is not bounded by its size. */
+  get canEvict(): boolean {
+    return this.compressed !== null;
+  }
+
+  get kvStats(): KvStats | undefined {
+    return this.compressed?.stats();
+  }
+
+  /**
+   * How many leading tokens of `ids` can stay cached (at most all but the last, which must run to
+   * give logits). A compressed cache no longer holds every token it saw, so it keeps all of them
+   * (the prompt continues the conversation) or none.
+   */
+  reusablePrefix(ids: readonly number[]): number {
+    let common = 0;
+    while (common < ids.length && common < this.tokens.length && this.tokens[common] === ids[common]) common++;
+    common = Math.min(common, ids.length - 1);
+    return this.compressed && common < this.tokens.length ? 0 : common;
   }
 
   /** Bytes of KV cache memory this session holds. */
@@ -106,7 +140,7 @@ export class Session {
 
   /** Runs the model over `tokens` (appended after what is cached); the last row's logits land in scratch.logits. */
   async prefill(tokens: number[], signal?: AbortSignal): Promise<void> {
-    if (this.length + tokens.length > this.capacity) {
+    if (!this.compressed && this.length + tokens.length > this.capacity) {
       throw new GpuError('too-large', `${this.length + tokens.length} tokens do not fit the session's context of ${this.capacity}`);
     }
     const chunk = this.scratch.maxTokens;
@@ -118,18 +152,22 @@ export class Session {
 
   /** One forward over `piece` (at most one scratch's worth), appended after the cached tokens. */
   private async step(piece: number[], logits: 'last' | 'all', after?: (pass: GPUComputePassEncoder) => void): Promise<void> {
+    await this.compressed?.makeRoom(piece.length);
     const first = this.length;
-    const slots = Uint32Array.from(piece, (_, i) => first + i);
+    // RoPE positions count every token seen; slots only those kept (the same without a policy).
+    const position = this.tokens.length;
     this.gpu.write(this.ids, Uint32Array.from(piece));
-    this.gpu.write(this.positions, slots);
-    this.gpu.write(this.slots, slots);
+    this.gpu.write(this.positions, Uint32Array.from(piece, (_, i) => position + i));
+    this.gpu.write(this.slots, Uint32Array.from(piece, (_, i) => first + i));
     await this.gpu.run((pass) => {
+      const policy = this.compressed?.stepArgs(pass, piece.length) ?? { mask: { kind: 'causal' } as const };
       this.model.forward(pass, this.scratch, this.caches, {
         count: piece.length, ids: this.ids, positions: this.positions, slots: this.slots,
-        queryStart: first, kvLen: first + piece.length, mask: { kind: 'causal' }, logits,
+        queryStart: first, kvLen: first + piece.length, logits, ...policy,
       });
       after?.(pass);
     }, logits === 'all' ? 'evaluate' : 'prefill');
+    this.compressed?.advance(piece.length);
     this.tokens.push(...piece);
   }
 
@@ -138,7 +176,7 @@ export class Session {
    * logits after each of them (row i predicts token i + 1). For evaluation (perplexity, agreement).
    */
   async evaluate(tokens: number[]): Promise<Float32Array[]> {
-    if (this.length + tokens.length > this.capacity) {
+    if (!this.compressed && this.length + tokens.length > this.capacity) {
       throw new GpuError('too-large', `${this.length + tokens.length} tokens do not fit the session's context of ${this.capacity}`);
     }
     const vocab = this.model.config.vocabSize;
@@ -264,6 +302,7 @@ export class Session {
 
   /** One forward over a token tree after the cache (logits of every node in scratch.logits); returns the node count. */
   private async runTree(what: string, tokens: number[] | GpuDraft, parents: number[], after?: (pass: GPUComputePassEncoder, rows: number) => void): Promise<number> {
+    this.refuseCompressed(what);
     const n = Array.isArray(tokens) ? tokens.length : tokens.count;
     if (n !== parents.length || n < 1 || n > this.scratch.maxTokens) {
       throw new GpuError('bad-argument', `${what}: ${n} tokens with ${parents.length} parents (1..${this.scratch.maxTokens} nodes)`);
@@ -315,6 +354,7 @@ export class Session {
    * The cache length is unchanged.
    */
   async draftSkipping(root: number, count: number, skip: ReadonlySet<number>, minConfidence = 0): Promise<number[]> {
+    this.refuseCompressed('draftSkipping');
     if (this.length + count + 1 > this.capacity) throw new GpuError('too-large', `a draft of ${count} does not fit after ${this.length} cached tokens`);
     const drafts: number[] = [];
     let token = root;
@@ -375,10 +415,21 @@ export class Session {
     return this.prefill([token], signal);
   }
 
-  /** Forget everything after the first `length` tokens (rollback); their slots are reused. */
+  /**
+   * Forget everything after the first `length` tokens (rollback); their slots are reused. A
+   * compressed cache can only keep everything or start again from nothing.
+   */
   truncate(length: number): void {
-    if (!Number.isInteger(length) || length < 0 || length > this.length) throw new GpuError('bad-argument', `cannot truncate ${this.length} tokens to ${length}`);
+    if (!Number.isInteger(length) || length < 0 || length > this.tokens.length) throw new GpuError('bad-argument', `cannot truncate ${this.tokens.length} tokens to ${length}`);
+    if (this.compressed && length !== this.tokens.length) {
+      if (length !== 0) throw new GpuError('bad-argument', `a compressed KV cache cannot roll back to ${length} of ${this.tokens.length} tokens (only to 0)`);
+      this.compressed.reset();
+    }
     this.tokens.length = length;
+  }
+
+  private refuseCompressed(what: string): void {
+    if (this.compressed) throw new GpuError('unsupported', `${what}: speculative decoding on a compressed KV cache (policy ${this.compressed.policy.name}) is not supported`);
   }
 
   upload(data: Uint32Array): GPUBuffer {
@@ -386,6 +437,7 @@ export class Session {
   }
 
   destroy(): void {
+    this.compressed?.destroy();
     this.caches.forEach(destroyKvCache);
     for (const b of [this.pageTable, this.treeArgmax, this.treeEnd, this.treeParents, this.kvMoves, this.top1Out, ...Object.values(this.sampling ?? {}), ...Object.values(this.expansion ?? {}), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
   }

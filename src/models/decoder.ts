@@ -5,7 +5,7 @@
 import type { GGUFFile } from '../formats/gguf-reader';
 import { type Binding, type Gpu, check } from '../gpu';
 import { swiGlu } from '../kernels/activation';
-import { type AttentionMask, attention } from '../kernels/attention';
+import { type AttentionMask, attention, attentionMass } from '../kernels/attention';
 import { addInPlace, copy } from '../kernels/elementwise';
 import { embedding } from '../kernels/embedding';
 import { type KvCache, kvWrite } from '../kernels/kv-cache';
@@ -26,6 +26,7 @@ export interface DecoderScratch {
   k: GPUBuffer; // [T][kvHeads][headDim]
   v: GPUBuffer;
   attn: GPUBuffer; // [T][heads][headDim]
+  lse: GPUBuffer; // [T][heads]: each attention row's log-sum-exp (for attention mass)
   gate: GPUBuffer; // [T][ffn]
   up: GPUBuffer;
   act: GPUBuffer;
@@ -62,6 +63,17 @@ export interface DecoderStep {
   logits: 'last' | 'all';
   /** Layers to leave out (self-speculative drafting, A9): their K/V at these slots are not written. */
   skipLayers?: ReadonlySet<number>;
+  /**
+   * Attention mass each key receives (KV-cache policies): per layer, mass[l] f32 [kvHeads][stride]
+   * gets the sum over query rows [from, to) and the query heads of each kv head of their attention
+   * probabilities (added to what is there with `accumulate`, else replacing it).
+   */
+  mass?: { buffers: Binding[]; stride: number; rows: [number, number]; accumulate: boolean };
+  /**
+   * Copies the first `rows` new tokens' rotated K and their V to row `dstRow` on of k[l] and v[l]
+   * (f32 [rows][kvHeads][headDim]), per layer: a policy's sink tokens, placed again later.
+   */
+  capture?: { k: GPUBuffer[]; v: GPUBuffer[]; rows: number; dstRow: number };
 }
 
 export class Decoder {
@@ -98,6 +110,7 @@ export class Decoder {
       k: f32(maxTokens * c.kvHeads * c.headDim, 'k'),
       v: f32(maxTokens * c.kvHeads * c.headDim, 'v'),
       attn: f32(maxTokens * c.heads * c.headDim, 'attn'),
+      lse: f32(maxTokens * c.heads, 'attention lse'),
       gate: f32(maxTokens * c.ffn, 'gate'),
       up: f32(maxTokens * c.ffn, 'up'),
       act: f32(maxTokens * c.ffn, 'act'),
@@ -130,10 +143,21 @@ export class Decoder {
       rope(gpu, pass, { ...ropeArgs, x: s.q, heads: c.heads });
       rope(gpu, pass, { ...ropeArgs, x: s.k, heads: c.kvHeads });
       kvWrite(gpu, pass, { cache: cache[l], k: s.k, v: s.v, slots: step.slots, count: T });
-      attention(gpu, pass, {
-        q: s.q, cache: cache[l], out: s.attn, T, numHeads: c.heads,
+      if (step.capture) {
+        const row = c.kvHeads * c.headDim;
+        const at = { n: step.capture.rows * row, dstOffset: step.capture.dstRow * row };
+        copy(gpu, pass, { src: s.k, dst: step.capture.k[l], ...at });
+        copy(gpu, pass, { src: s.v, dst: step.capture.v[l], ...at });
+      }
+      const attentionArgs = {
+        q: s.q, cache: cache[l], T, numHeads: c.heads,
         kvLen: step.kvLen, queryStart: step.queryStart, scale: 1 / Math.sqrt(c.headDim), mask: step.mask,
-      });
+      };
+      attention(gpu, pass, { ...attentionArgs, out: s.attn, lse: s.lse });
+      if (step.mass) {
+        const { buffers, stride, rows, accumulate } = step.mass;
+        attentionMass(gpu, pass, { ...attentionArgs, lse: s.lse, mass: buffers[l], massStride: stride, queryRange: rows, accumulate });
+      }
       this.project(pass, s, { x: s.attn, w: layer.wo, y: s.h, M: T });
       addInPlace(gpu, pass, { x: s.x, y: s.h, n: T * c.hidden });
 

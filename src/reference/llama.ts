@@ -149,13 +149,27 @@ function rope(x: Float64Array, nHeads: number, headDim: number, ropeDim: number,
 const silu = (v: number) => v / (1 + Math.exp(-v));
 
 /**
- * Logits after every position of `tokens` (row i predicts token i + 1), in float64. Tokens are at
- * positions 0.. in one sequence with a causal mask.
+ * Which keys a query attends to, for KV-cache policies: `keys` indexes the sequence's earlier
+ * tokens (the query's own included), `positions` gives the RoPE position each key is rotated to.
  */
-export function llamaForward(model: LlamaReferenceModel, tokens: readonly number[]): Float64Array[] {
+export interface VisibleKeys { keys: number[]; positions: number[] }
+
+export interface LlamaForwardHooks {
+  /** The keys the token at `pos` sees in layer `layer` (default: every token up to it, at its own position). */
+  visible?(layer: number, pos: number): VisibleKeys;
+  /** Each query head's attention probabilities over those keys. */
+  observe?(layer: number, pos: number, keys: number[], probs: Float64Array[]): void;
+}
+
+/**
+ * Logits after every position of `tokens` (row i predicts token i + 1), in float64. Tokens are at
+ * positions 0.. in one sequence with a causal mask, unless `hooks` choose what each query sees.
+ */
+export function llamaForward(model: LlamaReferenceModel, tokens: readonly number[], hooks: LlamaForwardHooks = {}): Float64Array[] {
   const c = model.config;
   const { headDim } = c;
   const group = c.nHead / c.nHeadKv;
+  // Keys are kept unrotated and turned to the position each query sees them at.
   const keys: Float64Array[][] = model.layers.map(() => []);
   const values: Float64Array[][] = model.layers.map(() => []);
   const logits: Float64Array[] = [];
@@ -166,34 +180,39 @@ export function llamaForward(model: LlamaReferenceModel, tokens: readonly number
     model.layers.forEach((layer, l) => {
       const h = rmsNorm(x, layer.attnNorm, c.rmsEps);
       const q = matVec(layer.wq, h);
-      const k = matVec(layer.wk, h);
-      const v = matVec(layer.wv, h);
       rope(q, c.nHead, headDim, c.ropeDim, c.ropeBase, pos);
-      rope(k, c.nHeadKv, headDim, c.ropeDim, c.ropeBase, pos);
-      keys[l]!.push(k);
-      values[l]!.push(v);
+      keys[l]!.push(matVec(layer.wk, h));
+      values[l]!.push(matVec(layer.wv, h));
+      const seen = hooks.visible?.(l, pos) ?? { keys: Array.from({ length: pos + 1 }, (_, t) => t), positions: Array.from({ length: pos + 1 }, (_, t) => t) };
+      const rotated = seen.keys.map((t, i) => {
+        const k = keys[l]![t]!.slice();
+        rope(k, c.nHeadKv, headDim, c.ropeDim, c.ropeBase, seen.positions[i]!);
+        return k;
+      });
 
       const attn = new Float64Array(c.nHead * headDim);
       const scale = 1 / Math.sqrt(headDim);
+      const probs: Float64Array[] = [];
       for (let head = 0; head < c.nHead; head++) {
         const kvHead = Math.floor(head / group);
-        const scores = new Float64Array(pos + 1);
+        const scores = new Float64Array(seen.keys.length);
         let max = -Infinity;
-        for (let t = 0; t <= pos; t++) {
+        rotated.forEach((kt, i) => {
           let s = 0;
-          const kt = keys[l]![t]!;
-          for (let i = 0; i < headDim; i++) s += q[head * headDim + i]! * kt[kvHead * headDim + i]!;
-          scores[t] = s * scale;
-          max = Math.max(max, scores[t]!);
-        }
+          for (let d = 0; d < headDim; d++) s += q[head * headDim + d]! * kt[kvHead * headDim + d]!;
+          scores[i] = s * scale;
+          max = Math.max(max, scores[i]!);
+        });
         let sum = 0;
-        for (let t = 0; t <= pos; t++) { scores[t] = Math.exp(scores[t]! - max); sum += scores[t]!; }
-        for (let t = 0; t <= pos; t++) {
-          const p = scores[t]! / sum;
+        for (let i = 0; i < scores.length; i++) { scores[i] = Math.exp(scores[i]! - max); sum += scores[i]!; }
+        seen.keys.forEach((t, i) => {
+          const p = (scores[i]! /= sum);
           const vt = values[l]![t]!;
-          for (let i = 0; i < headDim; i++) attn[head * headDim + i] += p * vt[kvHead * headDim + i]!;
-        }
+          for (let d = 0; d < headDim; d++) attn[head * headDim + d] += p * vt[kvHead * headDim + d]!;
+        });
+        probs.push(scores);
       }
+      hooks.observe?.(l, pos, seen.keys, probs);
       const o = matVec(layer.wo, attn);
       x = x.map((xv, i) => xv + o[i]!);
 

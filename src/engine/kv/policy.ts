@@ -1,0 +1,160 @@
+// KV-cache compression policies (ALGORITHMS.md, section B) behind one interface. A policy says
+// what attention sees on each step (its mask), where its sink tokens sit (RoPE position), what
+// attention statistics it needs, and, when the cache is full, which slots each layer keeps. The
+// session (src/engine/kv/compressed-cache.ts) does the rest on the GPU: accumulating attention
+// mass, moving kept K/V together, placing sinks.
+//
+// Positions: a kept key keeps the RoPE rotation of its original position, so distances between
+// kept tokens stay true, except for sink tokens, which streaming policies move (see sinkPositions).
+import type { AttentionMask } from '../../kernels/attention';
+
+export type KvPolicyName = 'full' | 'streaming-llm' | 'lm-infinite' | 'h2o' | 'snapkv';
+export const KV_POLICIES: readonly KvPolicyName[] = ['full', 'streaming-llm', 'lm-infinite', 'h2o', 'snapkv'];
+
+export interface KvPolicyOptions {
+  policy: KvPolicyName;
+  /** Tokens the cache keeps (per layer) after an eviction. */
+  budget?: number;
+  /** Initial tokens always kept (StreamingLLM's sinks, LM-Infinite's global branch). Default 4. */
+  sinks?: number;
+  /**
+   * Most recent tokens always kept (H2O's recent window, SnapKV's observation window). Default:
+   * half the budget for H2O, 16 for SnapKV.
+   */
+  recent?: number;
+  /** SnapKV: width of the max-pool over positions that lets neighbours of strong tokens survive (odd). Default 7. */
+  pool?: number;
+}
+
+/** What a policy sees when the cache is full. */
+export interface KvState {
+  /** Slots in use, per layer. */
+  used: number;
+  layers: number;
+  kvHeads: number;
+  /** Mass rows' stride: mass[l][h * stride + slot]. */
+  stride: number;
+  /** Attention mass per layer, when the policy asks for it (`massRows`). */
+  mass?: Float32Array[];
+}
+
+export interface KvPolicy {
+  readonly name: KvPolicyName;
+  readonly budget: number;
+  /** The attention mask of every step. */
+  readonly mask: AttentionMask;
+  /** Leading slots whose K is rotated again before each step (0: positions never change). */
+  readonly sinks: number;
+  /**
+   * Where sink i sits for a step whose first query has position `query` and sees the window from
+   * position `windowStart` on (its oldest visible non-sink key): RoPE positions, one per sink.
+   */
+  sinkPositions?(query: number, windowStart: number): number[];
+  /**
+   * The attention mass the forward accumulates: 'all' query rows since the last eviction (H2O), or
+   * only the latest `n` queries (SnapKV's observation window). Absent: no mass.
+   */
+  readonly massRows?: 'all' | { last: number };
+  /** Slots each layer keeps, ascending, `budget` of them, when `used` slots are in the cache. */
+  keep(state: KvState): number[][];
+}
+
+/** Keeps slots [0, sinks) and the last budget − sinks: StreamingLLM (B1) and LM-Infinite (B2). */
+class StreamingPolicy implements KvPolicy {
+  readonly mask: AttentionMask;
+
+  constructor(readonly name: 'streaming-llm' | 'lm-infinite', readonly budget: number, readonly sinks: number) {
+    const window = budget - sinks;
+    // Each query sees the sinks and its own last `window` tokens, as if evicted token by token,
+    // whatever else the cache holds between evictions.
+    this.mask = name === 'lm-infinite' ? { kind: 'lambda', global: sinks, local: window } : { kind: 'sink-window', sinks, window };
+  }
+
+  /**
+   * StreamingLLM (B1) numbers positions within the cache: the sinks sit right before the oldest
+   * window token the query sees, so every distance is a distance in the cache. LM-Infinite (B2)
+   * caps the distance to the global tokens at the local window: a sink further back than that is
+   * seen as if exactly `window` away (its "stationary" position).
+   */
+  sinkPositions(query: number, windowStart: number): number[] {
+    const window = this.budget - this.sinks;
+    return Array.from({ length: this.sinks }, (_, i) =>
+      this.name === 'streaming-llm' ? Math.max(i, windowStart - this.sinks + i) : Math.max(i, query - window));
+  }
+
+  keep(state: KvState): number[][] {
+    const slots = [...range(0, this.sinks), ...range(state.used - (this.budget - this.sinks), state.used)];
+    return Array.from({ length: state.layers }, () => slots);
+  }
+}
+
+/**
+ * Heavy hitters plus a recent window, by accumulated attention mass: H2O (B4), and SnapKV (B5),
+ * which votes with the latest `recent` queries only (its observation window) and max-pools the
+ * votes over neighbouring positions. One selection per layer, shared by its kv heads (their mass
+ * summed): K/V move as whole slots. The papers select per head.
+ */
+class MassPolicy implements KvPolicy {
+  readonly mask: AttentionMask = { kind: 'causal' };
+  readonly sinks = 0;
+  readonly massRows: KvPolicy['massRows'];
+
+  constructor(readonly name: 'h2o' | 'snapkv', readonly budget: number, private readonly recent: number, private readonly pool: number) {
+    this.massRows = name === 'snapkv' ? { last: recent } : 'all';
+  }
+
+  keep(state: KvState): number[][] {
+    const { used, kvHeads, stride, mass } = state;
+    if (!mass) throw new Error(`${this.name}: no attention mass`);
+    const older = used - this.recent;
+    return mass.map((layer) => {
+      const score = new Float64Array(older);
+      for (let h = 0; h < kvHeads; h++) for (let j = 0; j < older; j++) score[j] += layer[h * stride + j];
+      const ranked = this.pool > 1 ? maxPool(score, this.pool) : score;
+      // Ties (and all-zero votes) keep the later token.
+      const heavy = range(0, older).sort((a, b) => ranked[b] - ranked[a] || b - a).slice(0, this.budget - this.recent);
+      return [...heavy.sort((a, b) => a - b), ...range(older, used)];
+    });
+  }
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
+}
+
+/** Max over a centred window of `width` (odd) positions. */
+export function maxPool(x: ArrayLike<number>, width: number): Float64Array {
+  const half = (width - 1) / 2;
+  const out = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    let m = -Infinity;
+    for (let j = Math.max(0, i - half); j <= Math.min(x.length - 1, i + half); j++) m = Math.max(m, x[j]);
+    out[i] = m;
+  }
+  return out;
+}
+
+/** The policy for `options`, checked; null for 'full' (no compression). */
+export function createKvPolicy(options: KvPolicyOptions): KvPolicy | null {
+  const { policy } = options;
+  if (!KV_POLICIES.includes(policy)) throw new RangeError(`unknown KV policy ${JSON.stringify(policy)}; choose one of ${KV_POLICIES.join(', ')}`);
+  if (policy === 'full') return null;
+  const budget = options.budget ?? 256;
+  if (!Number.isInteger(budget) || budget < 8) throw new RangeError(`KV budget must be an integer of at least 8 tokens, got ${options.budget}`);
+  const positive = (value: number, what: string, max: number) => {
+    if (!Number.isInteger(value) || value < 1 || value > max) throw new RangeError(`KV ${what} must be an integer in 1..${max}, got ${value}`);
+    return value;
+  };
+  switch (policy) {
+    case 'streaming-llm':
+    case 'lm-infinite':
+      return new StreamingPolicy(policy, budget, positive(options.sinks ?? 4, 'sinks', budget - 1));
+    case 'h2o':
+      return new MassPolicy(policy, budget, positive(options.recent ?? Math.floor(budget / 2), 'recent window', budget - 1), 1);
+    case 'snapkv': {
+      const pool = options.pool ?? 7;
+      if (!Number.isInteger(pool) || pool < 1 || pool % 2 === 0) throw new RangeError(`SnapKV pool width must be a positive odd integer, got ${pool}`);
+      return new MassPolicy(policy, budget, positive(options.recent ?? Math.min(16, budget >> 1), 'observation window', budget - 1), pool);
+    }
+  }
+}

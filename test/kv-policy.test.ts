@@ -1,0 +1,257 @@
+// KV-cache compression policies on the GPU against a float64 reference that applies the same
+// policy token by token: which keys each query sees, at which RoPE positions, and (H2O, SnapKV)
+// which tokens survive each eviction by the attention mass the reference itself computes. Also:
+// the policies' choices on hand-made states, no change before the first eviction, flat memory
+// over a long generation, int8/int4 caches under eviction, and the session's refusals.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type KvPolicy, type KvPolicyOptions, createKvPolicy, maxPool } from '../src/engine/kv/policy';
+import { Session } from '../src/engine/session';
+import { readGGUF } from '../src/formats/gguf-reader';
+import { Decoder } from '../src/models/decoder';
+import { type LlamaReferenceModel, type VisibleKeys, llamaForward, loadLlamaReference } from '../src/reference/llama';
+import { Tokenizer } from '../src/tokenizer';
+import { llamaFixture } from './oracle/llama-fixture';
+import { rng, testGpu } from './util';
+
+const argmax = (row: ArrayLike<number>) => {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+};
+
+/**
+ * The reference: llamaForward with hooks that keep, per layer, the token in each cache slot and
+ * the attention mass each slot received, evicting with the policy's own keep() when a token would
+ * not fit (the GPU session evicts at the same moments with prefill chunks of 1).
+ */
+function referenceWithPolicy(model: LlamaReferenceModel, tokens: number[], policy: KvPolicy, capacity: number) {
+  const c = model.config;
+  const group = c.nHead / c.nHeadKv;
+  const slots: number[][] = Array.from({ length: c.nLayer }, () => []);
+  let mass = Array.from({ length: c.nLayer }, () => new Float64Array(c.nHeadKv * capacity));
+  const kept: number[][][] = [];
+  const evict = () => {
+    const keep = policy.keep({ used: slots[0].length, layers: c.nLayer, kvHeads: c.nHeadKv, stride: capacity, mass: mass.map((m) => Float32Array.from(m)) });
+    const next = mass.map(() => new Float64Array(c.nHeadKv * capacity));
+    keep.forEach((chosen, l) => {
+      if (policy.massRows === 'all') for (let h = 0; h < c.nHeadKv; h++) chosen.forEach((slot, i) => { next[l][h * capacity + i] = mass[l][h * capacity + slot]; });
+      slots[l] = chosen.map((slot) => slots[l][slot]);
+    });
+    mass = next;
+    kept.push(slots.map((s) => [...s]));
+  };
+  const mask = policy.mask;
+  const logits = llamaForward(model, tokens, {
+    visible(layer, pos): VisibleKeys {
+      if (layer === 0 && slots[0].length + 1 > capacity) evict();
+      slots[layer].push(pos);
+      const qs = slots[layer].length - 1;
+      const keys: number[] = [];
+      const positions: number[] = [];
+      const window = mask.kind === 'sink-window' ? mask.window : mask.kind === 'lambda' ? mask.local : Infinity;
+      const sinks = policy.sinks;
+      // Streaming policies: the oldest window token this query sees (itself while it is a sink).
+      const oldest = Math.max(sinks, qs - window + 1);
+      const windowStart = oldest <= qs ? slots[layer][oldest] : pos;
+      slots[layer].forEach((token, slot) => {
+        if (!(slot < sinks || qs - slot < window)) return;
+        keys.push(token);
+        if (slot >= sinks) positions.push(token);
+        // StreamingLLM (B1): positions within the cache, so the sinks sit right before the window.
+        else if (policy.name === 'streaming-llm') positions.push(Math.max(token, windowStart - sinks + slot));
+        // LM-Infinite (B2): a global token further than the local window is seen at that distance.
+        else positions.push(Math.max(token, pos - window));
+      });
+      return { keys, positions };
+    },
+    observe(layer, _pos, keys, probs) {
+      if (!policy.massRows) return;
+      const slotOf = new Map(slots[layer].map((token, slot) => [token, slot]));
+      probs.forEach((p, head) => keys.forEach((token, i) => { mass[layer][Math.floor(head / group) * capacity + slotOf.get(token)!] += p[i]; }));
+    },
+  });
+  return { logits, kept };
+}
+
+describe('KV policies choose', () => {
+  const state = (used: number, mass?: number[][]) => ({ used, layers: mass?.length ?? 2, kvHeads: 1, stride: used, mass: mass?.map((m) => Float32Array.from(m)) });
+
+  it('StreamingLLM and LM-Infinite: the sinks and the most recent tokens, in every layer', () => {
+    for (const name of ['streaming-llm', 'lm-infinite'] as const) {
+      const policy = createKvPolicy({ policy: name, budget: 8, sinks: 2 })!;
+      expect(policy.keep(state(20))).toEqual([[0, 1, 14, 15, 16, 17, 18, 19], [0, 1, 14, 15, 16, 17, 18, 19]]);
+    }
+  });
+
+  it('H2O: the recent window, then the heaviest older tokens, per layer', () => {
+    const policy = createKvPolicy({ policy: 'h2o', budget: 8, recent: 2 })!;
+    const layer0 = [0.1, 5, 0.2, 3, 0.4, 0.3, 8, 0.6, 0.7, 0.01, 0.5, 9, 9];
+    const layer1 = [7, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    // Layer 1's ties at zero keep the later tokens.
+    expect(policy.keep(state(13, [layer0, layer1]))).toEqual([[1, 3, 6, 7, 8, 10, 11, 12], [0, 2, 7, 8, 9, 10, 11, 12]]);
+  });
+
+  it('SnapKV: votes max-pooled over neighbours, so a strong token brings its neighbours', () => {
+    expect(Array.from(maxPool([0, 1, 0, 0, 0, 0, 3], 3))).toEqual([1, 1, 1, 0, 0, 3, 3]);
+    const policy = createKvPolicy({ policy: 'snapkv', budget: 8, recent: 2, pool: 3 })!;
+    // Older tokens 0..13: token 5 is the strongest, its neighbours 4 and 6 tie with it after pooling; then token 11 and its neighbours.
+    const votes = [0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0, 1, 1];
+    expect(policy.keep(state(16, [votes]))[0]).toEqual([4, 5, 6, 10, 11, 12, 14, 15]);
+  });
+
+  it('refuses bad options with a clear message', () => {
+    expect(() => createKvPolicy({ policy: 'nope' as KvPolicyOptions['policy'] })).toThrow(/unknown KV policy "nope"/);
+    expect(() => createKvPolicy({ policy: 'h2o', budget: 4 })).toThrow(/at least 8/);
+    expect(() => createKvPolicy({ policy: 'streaming-llm', budget: 16, sinks: 16 })).toThrow(/sinks must be an integer in 1..15/);
+    expect(() => createKvPolicy({ policy: 'snapkv', budget: 16, pool: 4 })).toThrow(/odd/);
+    expect(createKvPolicy({ policy: 'full' })).toBeNull();
+  });
+});
+
+describe('KV policies on the GPU', () => {
+  let decoder: Decoder;
+  let reference: LlamaReferenceModel;
+  let tokenizer: Tokenizer;
+  beforeAll(async () => {
+    const file = await readGGUF(llamaFixture({ nEmbd: 128, nHead: 4, nHeadKv: 2, nLayer: 2, nFf: 256, contextLength: 256, seed: 5 }));
+    decoder = await Decoder.load(await testGpu(), file);
+    reference = await loadLlamaReference(file);
+    tokenizer = Tokenizer.fromGGUFMetadata(file);
+  });
+  afterAll(() => decoder?.destroy());
+
+  const randomTokens = (n: number, seed: number) => {
+    const random = rng(seed);
+    return Array.from({ length: n }, () => 3 + Math.floor(random() * (decoder.config.vocabSize - 3)));
+  };
+
+  const relativeError = (got: ArrayLike<number>, want: ArrayLike<number>) => {
+    let diff = 0, lo = Infinity, hi = -Infinity;
+    for (let j = 0; j < want.length; j++) {
+      diff = Math.max(diff, Math.abs(got[j] - want[j]));
+      lo = Math.min(lo, want[j]);
+      hi = Math.max(hi, want[j]);
+    }
+    return diff / (hi - lo);
+  };
+
+  const policies: KvPolicyOptions[] = [
+    { policy: 'streaming-llm', budget: 16, sinks: 4 },
+    { policy: 'lm-infinite', budget: 16, sinks: 3 },
+    { policy: 'h2o', budget: 16, recent: 6 },
+    { policy: 'snapkv', budget: 16, recent: 4, pool: 3 },
+  ];
+
+  for (const options of policies) {
+    it(`${options.policy}: every query's logits match the reference applying the policy token by token, over three evictions`, async () => {
+      const gpu = await testGpu();
+      const tokens = randomTokens(70, 11);
+      const session = new Session(gpu, decoder, { prefillChunk: 1, kv: options });
+      try {
+        expect(session.capacity).toBe(32);
+        const got = await session.evaluate(tokens);
+        const want = referenceWithPolicy(reference, tokens, session.compressed!.policy, session.capacity);
+        expect(want.kept.length).toBe(3);
+        expect(session.kvStats).toMatchObject({ keptTokens: 70 - 3 * 16, evictedTokens: 3 * 16, evictions: 3 });
+        let worst = 0;
+        got.forEach((row, i) => { worst = Math.max(worst, relativeError(row, want.logits[i])); });
+        expect(worst).toBeLessThan(1e-3);
+        expect(got.every((row, i) => argmax(row) === argmax(want.logits[i]))).toBe(true);
+        // The mass policies kept the same tokens as the reference (original positions = token index).
+        if (options.policy === 'h2o' || options.policy === 'snapkv') {
+          const kept = session.compressed!.positions.map((p) => Array.from(p.subarray(0, 16)));
+          expect(kept).toEqual(want.kept.at(-1)!.map((layer) => layer.slice(0, 16)));
+        }
+        // And the policy did something: the logits differ from the full cache's after the first eviction.
+        const full = llamaForward(reference, tokens);
+        expect(Math.max(...got.slice(40).map((row, i) => relativeError(row, full[40 + i])))).toBeGreaterThan(1e-2);
+      } finally {
+        session.destroy();
+      }
+    });
+  }
+
+  it('before the first eviction, every policy gives the full cache\'s logits', async () => {
+    const gpu = await testGpu();
+    const tokens = randomTokens(40, 12);
+    const full = new Session(gpu, decoder, { contextLength: 64, prefillChunk: 16 });
+    const want = await full.evaluate(tokens);
+    full.destroy();
+    for (const options of policies) {
+      const session = new Session(gpu, decoder, { prefillChunk: 16, kv: { ...options, budget: 48 } });
+      const got = await session.evaluate(tokens);
+      expect(session.kvStats!.evictions).toBe(0);
+      session.destroy();
+      got.forEach((row, i) => expect(relativeError(row, want[i])).toBeLessThan(1e-5));
+    }
+  });
+
+  it('a long greedy generation keeps the cache\'s memory flat and evicts as it goes', async () => {
+    const gpu = await testGpu();
+    const session = new Session(gpu, decoder, { prefillChunk: 16, kv: { policy: 'streaming-llm', budget: 32 } });
+    try {
+      const bytes = session.kvBytes;
+      let token = await session.feedGreedy(tokenizer.encode('hello world the cat sat on', { addSpecial: true }));
+      for (let i = 0; i < 200; i++) token = await session.feedGreedy([token]);
+      expect(session.tokens.length).toBeGreaterThan(200);
+      expect(session.length).toBeLessThanOrEqual(session.capacity);
+      expect(session.capacity).toBe(48);
+      expect(session.kvBytes).toBe(bytes);
+      expect(session.kvStats!.evictions).toBe(Math.ceil((session.tokens.length - 48) / 16));
+    } finally {
+      session.destroy();
+    }
+  });
+
+  for (const format of ['int8', 'int4'] as const) {
+    it(`${format} KV under StreamingLLM and H2O: as close to the f32 cache under the same policy as without a policy`, async () => {
+      const gpu = await testGpu();
+      const tokens = randomTokens(48, 13);
+      const run = async (kvFormat: 'f32' | typeof format, kv?: KvPolicyOptions) => {
+        const session = new Session(gpu, decoder, { prefillChunk: 4, contextLength: 64, kvFormat, kv });
+        try {
+          return await session.evaluate(tokens);
+        } finally {
+          session.destroy();
+        }
+      };
+      const compare = (exact: Float32Array[], quantized: Float32Array[]) => ({
+        agree: exact.filter((row, i) => argmax(row) === argmax(quantized[i])).length / exact.length,
+        worst: Math.max(...exact.map((row, i) => relativeError(quantized[i], row))),
+      });
+      // Quantization alone, on the full cache: what the policies should not make worse (the
+      // sinks, placed again before every step, are rotated from an f32 copy, so rounding does not compound).
+      const baseline = compare(await run('f32'), await run(format));
+      for (const options of [policies[0], policies[2]]) {
+        const { agree, worst } = compare(await run('f32', options), await run(format, options));
+        console.log(`${options.policy}, ${format} KV vs f32 KV: top-1 agreement ${(agree * 100).toFixed(1)}%, worst |Δlogit| / range ${worst.toExponential(2)} (full cache: ${(baseline.agree * 100).toFixed(1)}%, ${baseline.worst.toExponential(2)})`);
+        expect(agree).toBeGreaterThanOrEqual(baseline.agree - 0.1);
+        expect(worst).toBeLessThan(2 * baseline.worst);
+      }
+    });
+  }
+
+  it('a compressed session rolls back only to nothing, and refuses speculative verification', async () => {
+    const gpu = await testGpu();
+    const session = new Session(gpu, decoder, { prefillChunk: 8, kv: { policy: 'h2o', budget: 16 } });
+    try {
+      await session.prefill(randomTokens(40, 14));
+      expect(() => session.truncate(10)).toThrow(/only to 0/);
+      expect(session.reusablePrefix(session.tokens.slice(0, 30))).toBe(0);
+      expect(session.reusablePrefix([...session.tokens, 5])).toBe(40);
+      await expect(session.verifyTreeGreedy([5, 6], [-1, 0])).rejects.toThrow(/compressed KV cache/);
+      session.truncate(0);
+      expect(session.length).toBe(0);
+      expect(session.kvStats).toMatchObject({ keptTokens: 0, evictions: 0 });
+      // Usable again: the same prompt gives the same logits as a fresh session.
+      const tokens = randomTokens(12, 15);
+      const again = await session.evaluate(tokens);
+      const fresh = new Session(gpu, decoder, { prefillChunk: 8, kv: { policy: 'h2o', budget: 16 } });
+      const want = await fresh.evaluate(tokens);
+      fresh.destroy();
+      again.forEach((row, i) => expect(relativeError(row, want[i])).toBeLessThan(1e-6));
+    } finally {
+      session.destroy();
+    }
+  });
+});
