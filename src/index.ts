@@ -7,8 +7,10 @@ export {
 } from './engine/engine';
 export {
   EngineCore, DEFAULT_SESSION, type LoadOptions, type LoadProgress, type ModelInfo, type CompletionRequest,
-  type CompletionResult, type CompletionStats, type SessionOptions as EngineSessionOptions, type SpeculativeRequest,
+  type CompletionResult, type CompletionStats, type SessionOptions as EngineSessionOptions, type SpeculativeRequest, type KvOptions,
 } from './engine/engine-core';
+export { KV_POLICIES, createKvPolicy, type KvPolicy, type KvPolicyName, type KvPolicyOptions, type KvState } from './engine/kv/policy';
+export { CompressedCache, type KvStats } from './engine/kv/compressed-cache';
 export { EngineError, type EngineErrorKind } from './engine/errors';
 export { openModelFiles, shardUrls, type ModelSource, type OpenModelOptions, type DownloadProgress } from './loading/model-files';
 export { openGGUFModel, type GGUFModel } from './loading/gguf-model';

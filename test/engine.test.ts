@@ -212,6 +212,29 @@ describe('Engine (in-thread)', () => {
     expect((await engine.generate({ prompt, maxTokens: 12, temperature: 0, session }).result).tokens).toEqual(greedy);
   });
 
+  it('a session with a KV policy generates past its cache size at flat memory, continues a conversation, and refuses what it cannot do', async () => {
+    if (!(await engine.info())) await engine.load(model);
+    const session = await engine.createSession({ kv: { policy: 'streaming-llm', budget: 16, quantization: 'int8' } });
+    const ids = [1, 300, 301, 302, 303];
+    const first = await engine.generate({ tokens: ids, maxTokens: 100, temperature: 0, session }).result;
+    expect(first.stats.kv).toMatchObject({ policy: 'streaming-llm', budget: 16 });
+    // The cache holds 16 + one 64-token prefill step, in int8 (a quarter of f32, plus scales).
+    const kvBytes = first.stats.kvBytes;
+    expect(first.stats.sessionTokens).toBeLessThanOrEqual(80);
+    if (first.finishReason === 'length') expect(first.stats.kv!.evictedTokens).toBeGreaterThan(0);
+    // Continuing the conversation reuses the whole (compressed) cache; a different prompt starts afresh.
+    const continued = await engine.generate({ tokens: [...ids, ...first.tokens, 304], maxTokens: 4, temperature: 0, session }).result;
+    expect(continued.stats.cachedPromptTokens).toBe(ids.length + first.tokens.length - 1);
+    expect(continued.stats.kvBytes).toBe(kvBytes);
+    const other = await engine.generate({ prompt: 'the mat', maxTokens: 4, temperature: 0, session }).result;
+    expect(other.stats.cachedPromptTokens).toBe(0);
+    expect(other.stats.kv!.evictions).toBe(0);
+    expect(await kindOf(engine.generate({ prompt, maxTokens: 4, session, speculative: { strategy: 'prompt-lookup' } }).result)).toBe('unsupported');
+    expect(await kindOf(engine.createSession({ kv: { policy: 'h2o', budget: 2 } }))).toBe('bad-request');
+    expect(await kindOf(engine.createSession({ kv: { policy: 'nope' as 'h2o' } }))).toBe('bad-request');
+    expect((await engine.generate({ prompt, maxTokens: 12, temperature: 0, session }).result).tokens.length).toBeGreaterThan(0);
+  });
+
   it('after the device is lost, requests say so, and the next load gets a new device', async () => {
     const core = new EngineCore();
     try {
