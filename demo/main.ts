@@ -3,7 +3,7 @@
 // stats. Everything goes through the public createEngine() API, as a web app would use it.
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import { type ChatMessage, type CompletionResult, createEngine, EngineError, type LoadProgress, type ModelSource, type SpeculativeRequest } from '../src/index';
+import { type ChatMessage, type CompletionResult, createEngine, EngineError, type KvOptions, type LoadProgress, type ModelInfo, type ModelSource, type SpeculativeRequest } from '../src/index';
 import { startKernelBench } from './kernel-bench';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -12,6 +12,7 @@ let session: string | undefined;
 let messages: ChatMessage[] = [];
 let running: AbortController | undefined;
 let loaded = false;
+let modelInfo: ModelInfo | undefined;
 
 // ---- loading ----
 
@@ -39,9 +40,8 @@ async function load(source: ModelSource, label: string): Promise<void> {
     const info = await engine.load(source, { onProgress: showProgress });
     loaded = true;
     draftLoaded = false; // a new target drops the draft
-    session = await engine.createSession();
-    messages = [];
-    $('transcript').replaceChildren();
+    modelInfo = info;
+    await newConversation();
     status.textContent = `${info.name}: ${info.architecture}, ${info.layers} layers, hidden ${info.hidden}, ${info.heads}/${info.kvHeads} heads, vocabulary ${info.vocabSize}, ` +
       `context ${info.sessionContext}; ${(info.weightBytes / 2 ** 20).toFixed(1)} MiB of weights on ${info.adapter}` + (info.hasChatTemplate ? '; has a chat template' : '; no chat template (a text model)');
     status.dataset.loaded = label;
@@ -144,12 +144,14 @@ async function send(): Promise<void> {
       times.push(now - last);
       last = now;
       plotTokenTimes(times);
+      plotKvLive(times.length);
     }
     const result = await stream.result;
     reply.dataset.tokens = JSON.stringify(result.tokens);
     reply.dataset.finish = result.finishReason;
     if (chat) messages.push({ role: 'assistant', content: result.text });
     showStats(result);
+    showKv(result);
   } catch (error) {
     showError(reply, error);
   } finally {
@@ -161,14 +163,29 @@ async function send(): Promise<void> {
 
 $('send').addEventListener('click', () => void send());
 $('stop').addEventListener('click', () => running?.abort());
-$('new-conversation').addEventListener('click', async () => {
-  if (!session) return;
+/** A new session with the KV panel's settings (a bad setting shows its error there and keeps the old session). */
+async function newConversation(): Promise<void> {
   running?.abort();
-  await engine.deleteSession(session).catch(() => undefined);
-  session = await engine.createSession();
+  const status = $('kv-status');
+  try {
+    const kv = kvOptions();
+    // A compressed cache holds its budget plus one prefill step: small steps keep it close to the budget.
+    const next = await engine.createSession({ kv, prefillChunk: kv.policy === 'full' ? undefined : 16 });
+    if (session) await engine.deleteSession(session).catch(() => undefined);
+    session = next;
+    status.className = '';
+    status.textContent = '';
+  } catch (error) {
+    showError(status, error);
+    return;
+  }
   messages = [];
+  kvSeen = 0;
+  kvHistory.length = 0;
   $('transcript').replaceChildren();
-});
+}
+
+$('new-conversation').addEventListener('click', () => void newConversation());
 
 // ---- speculative decoding ----
 
@@ -185,6 +202,61 @@ async function speculativeRequest(): Promise<SpeculativeRequest | undefined> {
     $('spec-status').textContent = `draft: ${DRAFT}`;
   }
   return { strategy: strategy as SpeculativeRequest['strategy'], sizing: $<HTMLSelectElement>('spec-sizing').value as 'auto' | 'fixed', maxNodes: number('spec-nodes'), branching: number('spec-branching'), minConfidence: number('spec-confidence') };
+}
+
+// ---- KV-cache compression ----
+
+function kvOptions(): KvOptions {
+  const policy = $<HTMLSelectElement>('kv-policy').value as NonNullable<KvOptions['policy']>;
+  return { policy, budget: number('kv-budget'), quantization: $<HTMLSelectElement>('kv-quantization').value as KvOptions['quantization'] };
+}
+for (const id of ['kv-policy', 'kv-budget', 'kv-quantization']) $(id).addEventListener('change', () => void newConversation());
+
+/** Tokens the conversation has seen, and per reply: tokens seen, KV MiB held, MiB a full f32 cache would hold. */
+let kvSeen = 0;
+const kvHistory: Array<{ seen: number; held: number; full: number }> = [];
+
+function fullCacheMiB(tokens: number): number {
+  const info = modelInfo!;
+  return (tokens * info.layers * info.kvHeads * (info.hidden / info.heads) * 2 * 4) / 2 ** 20;
+}
+
+/** Live while streaming: the tokens seen grow; what the session holds is what it held after the last reply (flat under a policy). */
+function plotKvLive(streamed: number): void {
+  const last = kvHistory.at(-1);
+  const seen = kvSeen + streamed;
+  plotKv([...kvHistory, { seen, held: last?.held ?? NaN, full: fullCacheMiB(seen) }]);
+}
+
+function plotKv(points: typeof kvHistory): void {
+  const data: uPlot.AlignedData = [points.map((p) => p.seen), points.map((p) => p.held), points.map((p) => p.full)];
+  if (kvChart) return kvChart.setData(data);
+  kvChart = new uPlot({
+    width: Math.min(880, $('kv-chart').clientWidth || 880), height: 160,
+    scales: { x: { time: false } }, axes: [{ label: 'tokens seen' }, { label: 'KV MiB' }],
+    series: [{}, { label: 'this session', stroke: '#4e9a06', width: 2, points: { show: true } }, { label: 'full f32 cache', stroke: '#888', dash: [4, 4] }],
+  }, data, $('kv-chart'));
+}
+let kvChart: uPlot | undefined;
+
+function showKv(r: CompletionResult): void {
+  const s = r.stats;
+  kvSeen = s.kv ? s.kv.keptTokens + s.kv.evictedTokens : s.sessionTokens;
+  kvHistory.push({ seen: kvSeen, held: s.kvBytes / 2 ** 20, full: fullCacheMiB(kvSeen) });
+  plotKv(kvHistory);
+  $('kv-status').textContent = s.kv
+    ? `${s.kv.policy}: ${s.kv.keptTokens} tokens kept, ${s.kv.evictedTokens} evicted in ${s.kv.evictions} evictions; ${(s.kvBytes / 2 ** 20).toFixed(2)} MiB`
+    : `full cache: ${s.sessionTokens} tokens, ${(s.kvBytes / 2 ** 20).toFixed(2)} MiB`;
+  const canvas = $<HTMLCanvasElement>('kv-positions');
+  const context = canvas.getContext('2d')!;
+  context.clearRect(0, 0, canvas.width, canvas.height);
+  context.fillStyle = '#ddd';
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  context.fillStyle = '#4e9a06';
+  const kept = s.kv?.keptPositions ?? Array.from({ length: s.sessionTokens }, (_, i) => i);
+  const scale = canvas.width / Math.max(1, kvSeen);
+  for (const position of kept) context.fillRect(position * scale, 0, Math.max(1, scale), canvas.height);
+  canvas.dataset.kept = String(kept.length);
 }
 
 // ---- stats ----

@@ -138,6 +138,38 @@ test.describe('demo page', () => {
     }
   });
 
+  test('KV-cache compression: every policy generates past its budget at flat memory, as the in-Node engine does, and shows what it kept', async ({ page }) => {
+    test.setTimeout(900_000);
+    await openDemo(page);
+    const cases: Array<{ policy: string; quantization: string }> = [
+      { policy: 'streaming-llm', quantization: 'f32' }, { policy: 'lm-infinite', quantization: 'f32' },
+      { policy: 'h2o', quantization: 'int8' }, { policy: 'snapkv', quantization: 'f32' },
+    ];
+    const engine = createEngine({ worker: false });
+    try {
+      await engine.load(readFileSync(MODEL));
+      for (const { policy, quantization } of cases) {
+        await page.locator('#kv-budget').fill('16');
+        await page.locator('#kv-quantization').selectOption(quantization);
+        await page.locator('#kv-policy').selectOption(policy);
+        await expect(page.locator('#transcript')).toBeEmpty(); // a new conversation with these settings
+        const reply = await generate(page, { maxTokens: 32, temperature: 0 });
+        const kv = { policy, budget: 16, quantization } as const;
+        const session = await engine.createSession({ kv: kv as never, prefillChunk: 16 });
+        const want = await engine.generate({ prompt: PROMPT, maxTokens: 32, temperature: 0, session }).result;
+        await engine.deleteSession(session);
+        expect(reply.tokens, policy).toEqual(want.tokens);
+        expect(want.stats.kv!.evictions, policy).toBeGreaterThan(0);
+        await expect(page.locator('#kv-status')).toContainText(`${policy}: `);
+        await expect(page.locator('#kv-status')).toContainText(/[1-9]\d* evicted/);
+        expect(Number(await page.locator('#kv-positions').getAttribute('data-kept')), policy).toBe(want.stats.kv!.keptTokens);
+        await expect(page.locator('#kv-chart canvas')).toHaveCount(1);
+      }
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   test('runs under a strict Content-Security-Policy without unsafe-eval', async ({ page }) => {
     await page.addInitScript(() => {
       (window as unknown as { violations: string[] }).violations = [];

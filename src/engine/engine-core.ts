@@ -120,6 +120,8 @@ export interface CompletionResult extends Omit<GenerateResult, 'stats'> {
 
 export interface SessionOptions {
   contextLength?: number;
+  /** Tokens per prefill step; with a KV policy also the cache's room beyond its budget. */
+  prefillChunk?: number;
   kvFormat?: KvFormat;
   kv?: KvOptions;
 }

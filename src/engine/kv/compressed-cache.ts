@@ -22,6 +22,8 @@ export interface KvStats {
   /** Tokens evicted so far. */
   evictedTokens: number;
   evictions: number;
+  /** Positions in the text of the tokens the first layer keeps, in cache order (other layers may keep others). */
+  keptPositions: number[];
 }
 
 const ALIGN = 256;
@@ -34,7 +36,7 @@ export class CompressedCache {
   nextPosition = 0;
   evictedTokens = 0;
   evictions = 0;
-  /** Original position of the token in each slot, per layer (sinks: where they sit now). */
+  /** Position in the text of the token in each slot, per layer (sinks are rotated elsewhere, see placeSinks). */
   readonly positions: Int32Array[];
   /** [layers][kvHeads][capacity] f32 attention mass, layer l at byte massLayerBytes * l. */
   private readonly mass?: GPUBuffer;
@@ -77,7 +79,10 @@ export class CompressedCache {
   }
 
   stats(): KvStats {
-    return { policy: this.policy.name, budget: this.policy.budget, keptTokens: this.used, evictedTokens: this.evictedTokens, evictions: this.evictions };
+    return {
+      policy: this.policy.name, budget: this.policy.budget, keptTokens: this.used, evictedTokens: this.evictedTokens, evictions: this.evictions,
+      keptPositions: Array.from(this.positions[0].subarray(0, this.used)),
+    };
   }
 
   /** Makes room for a step of `count` tokens, evicting down to the budget if they would not fit. */
@@ -165,7 +170,6 @@ export class CompressedCache {
     if (wanted.every((p, i) => p === sinks.placed[i])) return;
     this.gpu.write(sinks.shifts, Int32Array.from(wanted, (p, i) => p - i));
     sinks.placed = wanted;
-    for (const positions of this.positions) positions.set(wanted);
     this.caches.forEach((cache, l) => {
       rope(this.gpu, pass, {
         x: sinks.k[l], out: sinks.rotated, table: weights.ropeTable, positions: sinks.shifts,

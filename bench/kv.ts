@@ -1,0 +1,238 @@
+// KV-cache compression on the trained target model and its held-out text, in Node (Dawn):
+// 1. quality against memory: perplexity and top-1 agreement with the full cache, per policy, at
+//    4x and 8x less KV memory than the full window, and with int8/int4 caches;
+// 2. retrieval: a phrase planted far back and repeated at the end, where the model can only
+//    predict it by copying from the cache; accuracy against distance and budget;
+// 3. attention time and KV bytes of one decoding step against context length, full vs compressed.
+// Writes bench/results/kv-<adapter>.md and a plot (.svg).
+//
+//   npx tsx bench/kv.ts [--windows=1] [--trials=1] [--model=models/target.q8_0.gguf]
+//
+// About 45 minutes on SwiftShader with 2 cores (each configuration teacher-forces every window).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { Session, type SessionOptions } from '../src/engine/session';
+import { readGGUF } from '../src/formats/gguf-reader';
+import { requestGpu } from '../src/gpu';
+import { attention } from '../src/kernels/attention';
+import { type KvFormat, PAGE, createKvCache, destroyKvCache, identityPageTable, kvWrite } from '../src/kernels/kv-cache';
+import { Decoder } from '../src/models/decoder';
+import { Tokenizer } from '../src/tokenizer';
+import { adapterSlug } from './model-report';
+import { timeGpu } from './timing';
+
+process.env.VK_ICD_FILENAMES ??= '/usr/lib/chromium/vk_swiftshader_icd.json';
+process.env.XDG_RUNTIME_DIR ??= '/tmp';
+const arg = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const windows = Number(arg('windows', '1'));
+const modelPath = arg('model', 'models/target.q8_0.gguf');
+
+const gpu = await requestGpu();
+const file = await readGGUF(new Uint8Array(readFileSync(modelPath)));
+const decoder = await Decoder.load(gpu, file);
+const tokenizer = Tokenizer.fromGGUFMetadata(file);
+const c = decoder.config;
+const WINDOW = Math.min(c.contextLength, 512);
+// Evaluation steps of 16 queries: the cache's room beyond the budget, so budget + 16 is its whole size.
+const STEP = 16;
+const text = tokenizer.encode(readFileSync('bench/data/held-out.txt', 'utf8'), { addSpecial: false });
+const log = (line: string) => console.log(line);
+
+interface Config { label: string; options: SessionOptions; ratio: number }
+const full: SessionOptions = { contextLength: WINDOW, prefillChunk: STEP };
+const budgetFor = (ratio: number) => WINDOW / ratio - STEP;
+const configs: Config[] = [{ label: 'full cache, f32', options: full, ratio: 1 }];
+for (const ratio of [4, 8]) {
+  const budget = budgetFor(ratio);
+  const sinks = 4;
+  configs.push(
+    { label: `StreamingLLM, ${sinks} sinks`, options: { prefillChunk: STEP, kv: { policy: 'streaming-llm', budget, sinks } }, ratio },
+    { label: `LM-Infinite, ${sinks} global`, options: { prefillChunk: STEP, kv: { policy: 'lm-infinite', budget, sinks } }, ratio },
+    { label: 'H2O, half recent', options: { prefillChunk: STEP, kv: { policy: 'h2o', budget } }, ratio },
+    { label: 'SnapKV, window 16, pool 7', options: { prefillChunk: STEP, kv: { policy: 'snapkv', budget } }, ratio },
+  );
+}
+for (const format of ['f16', 'int8', 'int4'] as KvFormat[]) configs.push({ label: `full cache, ${format}`, options: { ...full, kvFormat: format }, ratio: ratioOf(format) });
+configs.push(
+  { label: 'StreamingLLM + int8', options: { prefillChunk: STEP, kvFormat: 'int8', kv: { policy: 'streaming-llm', budget: budgetFor(2) } }, ratio: 2 * ratioOf('int8') },
+  { label: 'H2O + int8', options: { prefillChunk: STEP, kvFormat: 'int8', kv: { policy: 'h2o', budget: budgetFor(2) } }, ratio: 2 * ratioOf('int8') },
+);
+
+/** Compression of a cache format against f32 (int8/int4 carry an f16 scale and min per 32 values). */
+function ratioOf(format: KvFormat): number {
+  const bitsPerValue = { f32: 32, f16: 16, int8: 8 + 32 / 32, int4: 4 + 32 / 32 }[format];
+  return 32 / bitsPerValue;
+}
+
+const argmax = (row: Float32Array) => {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+};
+const logProb = (row: Float32Array, token: number) => {
+  let max = -Infinity;
+  for (const x of row) max = Math.max(max, x);
+  let sum = 0;
+  for (const x of row) sum += Math.exp(x - max);
+  return row[token] - max - Math.log(sum);
+};
+
+async function evaluate(options: SessionOptions, tokens: number[]): Promise<Float32Array[]> {
+  const session = new Session(gpu, decoder, options);
+  try {
+    return await session.evaluate(tokens);
+  } finally {
+    session.destroy();
+  }
+}
+
+// 1. Quality against memory.
+const started = performance.now();
+const pieces = Array.from({ length: windows }, (_, w) => text.slice(w * WINDOW, (w + 1) * WINDOW));
+const fullArgmax: number[][] = [];
+const quality: string[] = [];
+const plotPoints: Array<{ label: string; ratio: number; increase: number }> = [];
+let fullPerplexity = 0;
+for (const config of configs) {
+  let nll = 0, count = 0, agree = 0;
+  for (const [w, piece] of pieces.entries()) {
+    const rows = await evaluate(config.options, piece);
+    rows.slice(0, -1).forEach((row, i) => {
+      nll -= logProb(row, piece[i + 1]);
+      count++;
+      if (config === configs[0]) (fullArgmax[w] ??= []).push(argmax(row));
+      else if (argmax(row) === fullArgmax[w][i]) agree++;
+    });
+  }
+  const perplexity = Math.exp(nll / count);
+  if (config === configs[0]) fullPerplexity = perplexity;
+  const increase = perplexity / fullPerplexity - 1;
+  const kv = config.options.kv;
+  quality.push(`| ${config.label} | ${kv ? kv.budget : WINDOW} | ${config.ratio.toFixed(2)}x | ${perplexity.toFixed(2)} | ${config === configs[0] ? '-' : `${increase >= 0 ? '+' : ''}${(increase * 100).toFixed(1)}%`} | ${config === configs[0] ? '-' : `${((agree / count) * 100).toFixed(1)}%`} |`);
+  if (config !== configs[0]) plotPoints.push({ label: config.label, ratio: config.ratio, increase });
+  log(quality.at(-1)!);
+}
+
+// 2. Retrieval: a phrase of 12 held-out tokens, then `distance` tokens of other held-out text, then
+// the phrase again; accuracy = top-1 predictions of its tokens after the first two, the second time.
+const retrieval: string[] = [];
+const distances = [64, 192, 448];
+const trials = Number(arg('trials', '1'));
+const phraseAt = 20_000;
+const retrievalConfigs = configs.filter((x) => x.ratio === 1 || (x.ratio === 4 && x.options.kv));
+for (const config of retrievalConfigs) {
+  const cells: string[] = [];
+  for (const distance of distances) {
+    let hits = 0, total = 0;
+    for (let trial = 0; trial < trials; trial++) {
+      const phrase = text.slice(phraseAt + trial * 997, phraseAt + trial * 997 + 12);
+      const filler = text.slice(5_000 + trial * 1_511, 5_000 + trial * 1_511 + distance);
+      const tokens = [tokenizer.vocab.special.bos ?? 1, ...phrase, ...filler, ...phrase];
+      const rows = await evaluate(config.ratio === 1 ? { ...config.options, contextLength: Math.max(WINDOW, tokens.length + PAGE) } : config.options, tokens);
+      const start = 1 + phrase.length + filler.length;
+      for (let i = 2; i < phrase.length; i++) {
+        total++;
+        if (argmax(rows[start + i - 1]) === phrase[i]) hits++;
+      }
+    }
+    cells.push(`${((hits / total) * 100).toFixed(0)}%`);
+  }
+  retrieval.push(`| ${config.label} | ${config.options.kv?.budget ?? '-'} | ${cells.join(' | ')} |`);
+  log(retrieval.at(-1)!);
+}
+
+// 3. One decoding step's attention (all heads of one layer) against context length: the full
+// cache reads every token, a compressed one its budget + room (here 112 + 16).
+const timing: string[] = [];
+for (const context of [512, 2048, 8192]) {
+  const row: string[] = [];
+  for (const kvLen of [context, 128]) {
+    const capacity = Math.ceil(kvLen / PAGE) * PAGE;
+    const pageTable = gpu.upload(identityPageTable(capacity));
+    const cache = createKvCache(gpu, { capacity, kvHeads: c.kvHeads, headDim: c.headDim, format: 'f32', pageTable });
+    const values = gpu.upload(Float32Array.from({ length: kvLen * c.kvHeads * c.headDim }, (_, i) => Math.sin(i)));
+    const slots = gpu.upload(Uint32Array.from({ length: kvLen }, (_, i) => i));
+    await gpu.run((pass) => kvWrite(gpu, pass, { cache, k: values, v: values, slots, count: kvLen }));
+    const q = gpu.upload(Float32Array.from({ length: c.heads * c.headDim }, (_, i) => Math.cos(i)));
+    const out = gpu.buffer(c.heads * c.headDim * 4);
+    const t = await timeGpu(gpu, (pass) => attention(gpu, pass, { q, cache, out, T: 1, numHeads: c.heads, kvLen, queryStart: kvLen - 1, scale: 1 / Math.sqrt(c.headDim), mask: { kind: 'causal' } }), { samples: 3 });
+    row.push(t.ms.toFixed(3), `${((cache.bytes * c.layers) / 1024).toFixed(0)} KiB`);
+    destroyKvCache(cache);
+    for (const b of [pageTable, values, slots, q, out]) b.destroy();
+  }
+  timing.push(`| ${context} | ${row[0]} | ${row[1]} | ${row[2]} | ${row[3]} | ${(Number(row[0]) / Number(row[2])).toFixed(1)}x |`);
+  log(timing.at(-1)!);
+}
+decoder.destroy();
+
+const slug = adapterSlug(gpu.adapterDescription);
+const seconds = (performance.now() - started) / 1000;
+const markdown = `# KV-cache compression on ${gpu.adapterDescription}
+
+Measured ${new Date().toISOString().slice(0, 10)} with \`npx tsx bench/kv.ts --windows=${windows} --trials=${trials}\`, Node ${process.version} + Dawn, ${availableParallelism()} CPU cores, ${(seconds / 60).toFixed(0)} minutes.
+Model: \`${modelPath}\` (${c.layers} layers, ${c.heads} heads, ${c.kvHeads} KV heads of ${c.headDim}). Text: ${windows} windows of ${WINDOW} tokens of
+held-out chapters (bench/data/held-out.txt), teacher-forced in steps of ${STEP} tokens.
+
+## Quality against memory
+
+Memory: the full ${WINDOW}-token f32 cache over what the session allocates (a policy's cache holds its budget plus one
+${STEP}-token step; int8/int4 carry an f16 scale and minimum per 32 values). Perplexity of the held-out tokens; top-1: the
+argmax agrees with the full f32 cache's. The goal: 4x smaller at no more than +2% perplexity, 8x at no more than +5%.
+
+| cache | budget (tokens) | memory saved | perplexity | vs full | top-1 agreement |
+|---|---:|---:|---:|---:|---:|
+${quality.join('\n')}
+
+## Retrieval
+
+A 12-token held-out phrase, then N tokens of other held-out text, then the phrase again: top-1 accuracy on its tokens after
+the first two the second time (${trials} phrase${trials > 1 ? 's' : ''} each), which the model can only get by copying from the cache. Policies at 4x.
+
+| cache | budget | ${distances.map((d) => `N = ${d}`).join(' | ')} |
+|---|---:|${distances.map(() => '---:').join('|')}|
+${retrieval.join('\n')}
+
+## One decoding step's attention against context length
+
+One layer's attention for one query (all ${c.heads} heads), f32 cache; KV bytes for all ${c.layers} layers. A compressed cache
+reads its budget and room (128 tokens here) whatever the context.
+
+| context | full: ms | full: KV | compressed: ms | compressed: KV | full / compressed time |
+|---|---:|---:|---:|---:|---:|
+${timing.join('\n')}
+`;
+writeFileSync(`bench/results/kv-${slug}.md`, markdown);
+writeFileSync(`bench/results/kv-${slug}.svg`, plot(plotPoints, `KV-cache compression on ${gpu.adapterDescription}: perplexity increase against memory saved`));
+console.log(`\nwrote bench/results/kv-${slug}.md and .svg`);
+gpu.destroy();
+
+/** Perplexity increase (log scale) against memory saved, one labelled point per configuration, with the goals marked. */
+function plot(points: Array<{ label: string; ratio: number; increase: number }>, title: string): string {
+  const width = 760, height = 420, left = 70, right = 250, top = 40, bottom = 50;
+  const x = (ratio: number) => left + (Math.log2(ratio) / Math.log2(16)) * (width - left - right);
+  const lo = 0.001, hi = 10;
+  const y = (inc: number) => top + (1 - (Math.log10(Math.max(lo, inc)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * (height - top - bottom);
+  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const colours = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#4b5563', '#ca8a04'];
+  const names = [...new Set(points.map((p) => p.label))];
+  const marks = points.map((p) => {
+    const colour = colours[names.indexOf(p.label) % colours.length];
+    return `<circle cx="${x(p.ratio).toFixed(1)}" cy="${y(p.increase).toFixed(1)}" r="5" fill="${colour}"/>`;
+  });
+  const legend = names.map((name, i) => `<circle cx="${width - right + 20}" cy="${top + 10 + i * 20}" r="5" fill="${colours[i % colours.length]}"/><text x="${width - right + 32}" y="${top + 14 + i * 20}">${esc(name)}</text>`);
+  const xTicks = [1, 2, 4, 8, 16].map((r) => `<line x1="${x(r)}" x2="${x(r)}" y1="${top}" y2="${height - bottom}" stroke="#eee"/><text x="${x(r)}" y="${height - bottom + 18}" text-anchor="middle">${r}x</text>`);
+  const yTicks = [0.001, 0.01, 0.1, 1, 10].map((v) => `<line x1="${left}" x2="${width - right}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/><text x="${left - 6}" y="${y(v) + 4}" text-anchor="end">+${v * 100}%</text>`);
+  const goals = [[4, 0.02], [8, 0.05]].map(([r, g]) => `<rect x="${x(r) - 7}" y="${y(g)}" width="14" height="${height - bottom - y(g)}" fill="#16a34a" opacity="0.12"/><text x="${x(r) + 9}" y="${y(g) - 4}" fill="#16a34a">goal</text>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${left}" y="20" font-size="14" font-weight="bold">${esc(title)}</text>
+${xTicks.join('\n')}
+${yTicks.join('\n')}
+${goals.join('\n')}
+${marks.join('\n')}
+${legend.join('\n')}
+<text x="${(left + width - right) / 2}" y="${height - 12}" text-anchor="middle">KV memory saved (vs the full f32 cache)</text>
+<text x="16" y="${(top + height - bottom) / 2}" transform="rotate(-90 16 ${(top + height - bottom) / 2})" text-anchor="middle">perplexity increase</text>
+</svg>
+`;
+}
