@@ -6,7 +6,7 @@
 // 3. attention time and KV bytes of one decoding step against context length, full vs compressed.
 // Writes bench/results/kv-<adapter>.md and a plot (.svg).
 //
-//   npx tsx bench/kv.ts [--windows=1] [--trials=1] [--model=models/target.q8_0.gguf]
+//   npx tsx bench/kv.ts [--windows=1] [--trials=1] [--only=<regex>] [--model=models/target.q8_0.gguf]
 //
 // About 45 minutes on SwiftShader with 2 cores (each configuration teacher-forces every window).
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -49,6 +49,7 @@ for (const ratio of [4, 8]) {
     { label: `StreamingLLM, ${sinks} sinks`, options: { prefillChunk: STEP, kv: { policy: 'streaming-llm', budget, sinks } }, ratio },
     { label: `LM-Infinite, ${sinks} global`, options: { prefillChunk: STEP, kv: { policy: 'lm-infinite', budget, sinks } }, ratio },
     { label: 'H2O, half recent', options: { prefillChunk: STEP, kv: { policy: 'h2o', budget } }, ratio },
+    { label: 'Keyformer, half recent, τ 1→2 over 512', options: { prefillChunk: STEP, kv: { policy: 'keyformer', budget, horizon: 512 } }, ratio },
     { label: 'SnapKV, window 16, pool 7', options: { prefillChunk: STEP, kv: { policy: 'snapkv', budget } }, ratio },
   );
 }
@@ -57,6 +58,10 @@ configs.push(
   { label: 'StreamingLLM + int8', options: { prefillChunk: STEP, kvFormat: 'int8', kv: { policy: 'streaming-llm', budget: budgetFor(2) } }, ratio: 2 * ratioOf('int8') },
   { label: 'H2O + int8', options: { prefillChunk: STEP, kvFormat: 'int8', kv: { policy: 'h2o', budget: budgetFor(2) } }, ratio: 2 * ratioOf('int8') },
 );
+
+// --only=<regex>: just the configurations whose label matches (and the full cache, the baseline).
+const only = arg('only', '');
+if (only) configs.splice(1, configs.length, ...configs.slice(1).filter((x) => new RegExp(only).test(x.label)));
 
 /** Compression of a cache format against f32 (int8/int4 carry an f16 scale and min per 32 values). */
 function ratioOf(format: KvFormat): number {
@@ -169,7 +174,7 @@ const slug = adapterSlug(gpu.adapterDescription);
 const seconds = (performance.now() - started) / 1000;
 const markdown = `# KV-cache compression on ${gpu.adapterDescription}
 
-Measured ${new Date().toISOString().slice(0, 10)} with \`npx tsx bench/kv.ts --windows=${windows} --trials=${trials}\`, Node ${process.version} + Dawn, ${availableParallelism()} CPU cores, ${(seconds / 60).toFixed(0)} minutes.
+Measured ${new Date().toISOString().slice(0, 10)} with \`npx tsx bench/kv.ts --windows=${windows} --trials=${trials}${only ? ` --only=${only}` : ''}\`, Node ${process.version} + Dawn, ${availableParallelism()} CPU cores, ${(seconds / 60).toFixed(0)} minutes.
 Model: \`${modelPath}\` (${c.layers} layers, ${c.heads} heads, ${c.kvHeads} KV heads of ${c.headDim}). Text: ${windows} windows of ${WINDOW} tokens of
 held-out chapters (bench/data/held-out.txt), teacher-forced in steps of ${STEP} tokens.
 
@@ -201,9 +206,10 @@ reads its budget and room (128 tokens here) whatever the context.
 |---|---:|---:|---:|---:|---:|
 ${timing.join('\n')}
 `;
-writeFileSync(`bench/results/kv-${slug}.md`, markdown);
-writeFileSync(`bench/results/kv-${slug}.svg`, plot(plotPoints, `KV-cache compression on ${gpu.adapterDescription}: perplexity increase against memory saved`));
-console.log(`\nwrote bench/results/kv-${slug}.md and .svg`);
+const out = `bench/results/kv-${slug}${only ? '-only' : ''}`;
+writeFileSync(`${out}.md`, markdown);
+writeFileSync(`${out}.svg`, plot(plotPoints, `KV-cache compression on ${gpu.adapterDescription}: perplexity increase against memory saved`));
+console.log(`\nwrote ${out}.md and .svg`);
 gpu.destroy();
 
 /** Perplexity increase (log scale) against memory saved, one labelled point per configuration, with the goals marked. */

@@ -143,7 +143,7 @@ test.describe('demo page', () => {
     await openDemo(page);
     const cases: Array<{ policy: string; quantization: string }> = [
       { policy: 'streaming-llm', quantization: 'f32' }, { policy: 'lm-infinite', quantization: 'f32' },
-      { policy: 'h2o', quantization: 'int8' }, { policy: 'snapkv', quantization: 'f32' },
+      { policy: 'h2o', quantization: 'int8' }, { policy: 'keyformer', quantization: 'int4' }, { policy: 'snapkv', quantization: 'f32' },
     ];
     const engine = createEngine({ worker: false });
     try {

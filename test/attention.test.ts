@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/gpu';
 import { type AttentionMask, attention, attentionMass, mergeAttention, treeMaskFromParents } from '../src/kernels/attention';
 import { type KvCache, type KvFormat, PAGE, createKvCache, identityPageTable, kvWrite } from '../src/kernels/kv-cache';
-import { type MaskRef, attentionMassRef, attentionRef, dequantizeKvRef, physicalSlotRef, quantizeGroupRef, visibleRef } from '../src/reference/attention';
+import { type MaskRef, attentionMassRef, attentionRef, dequantizeKvRef, noisedAttentionMassRef, physicalSlotRef, quantizeGroupRef, visibleRef } from '../src/reference/attention';
 import { randomTree } from './random';
 import { closeness, expectClose, randomNormal, rng, testGpu } from './util';
 
@@ -286,6 +286,37 @@ describe('attention mass', () => {
         expectClose(got.subarray(h * stride, h * stride + kvLen), expected.slice(h * kvLen, (h + 1) * kvLen).map((x) => x + 0.5), 2e-5, 1e-5, `strided mass, head ${h}`);
         expect(Array.from(got.subarray(h * stride + kvLen, (h + 1) * stride))).toEqual(new Array(7).fill(0.5));
       }
+    });
+  }
+});
+
+describe('Keyformer\'s noised attention mass', () => {
+  for (const [name, mask] of [['causal', { kind: 'causal' }], ['sink-window', { kind: 'sink-window', sinks: 2, window: 6 }]] as Array<[string, MaskRef]>) {
+    it(`${name}: softmax((s + Gumbel) / τ) per key matches the reference, with the same noise for the same seed`, async () => {
+      const gpu = await testGpu();
+      const s = await setup(gpu, { T: 5, heads: 4, kvHeads: 2, D: 64, kvLen: 40, queryStart: 35, seed: 17 });
+      const { T, heads, kvHeads, kvLen, queryStart } = s.c;
+      const lse = gpu.buffer(T * heads * 4);
+      const gm = gpuMask(gpu, mask, kvHeads);
+      const run = async (noise?: { seed: number; temperature: number }) => {
+        const mass = gpu.buffer(kvHeads * kvLen * 4);
+        await gpu.run((pass) => {
+          attention(gpu, pass, { q: s.qBuffer, cache: s.cache, out: gpu.buffer(T * heads * 64 * 4), lse, T, numHeads: heads, kvLen, queryStart, scale: 1 / 8, mask: gm });
+          attentionMass(gpu, pass, { q: s.qBuffer, cache: s.cache, lse, mass, T, numHeads: heads, kvLen, queryStart, scale: 1 / 8, mask: gm, noise });
+        });
+        return gpu.readF32(mass, kvHeads * kvLen);
+      };
+      const noise = { seed: 7, temperature: 1.5 };
+      const got = await run(noise);
+      const expected = noisedAttentionMassRef(reference(s, mask).args, queryStart, noise);
+      expectClose(got, expected, 2e-5, 1e-5, 'noised mass');
+      // Each query row's noised probabilities sum to 1.
+      expect(Array.from(got).reduce((a, b) => a + b, 0)).toBeCloseTo(T * heads, 3);
+      // The noise changes the scores; another seed draws other noise; the same seed the same.
+      const plain = await run();
+      expect(closeness(got, plain).maxAbs).toBeGreaterThan(0.05);
+      expect(closeness(got, await run({ seed: 8, temperature: 1.5 })).maxAbs).toBeGreaterThan(0.05);
+      expect(Array.from(await run(noise))).toEqual(Array.from(got));
     });
   }
 });

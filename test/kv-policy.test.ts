@@ -8,6 +8,7 @@ import { type KvPolicy, type KvPolicyOptions, createKvPolicy, maxPool } from '..
 import { Session } from '../src/engine/session';
 import { readGGUF } from '../src/formats/gguf-reader';
 import { Decoder } from '../src/models/decoder';
+import { gumbelRef } from '../src/reference/attention';
 import { type LlamaReferenceModel, type VisibleKeys, llamaForward, loadLlamaReference } from '../src/reference/llama';
 import { Tokenizer } from '../src/tokenizer';
 import { llamaFixture } from './oracle/llama-fixture';
@@ -64,10 +65,21 @@ function referenceWithPolicy(model: LlamaReferenceModel, tokens: number[], polic
       });
       return { keys, positions };
     },
-    observe(layer, _pos, keys, probs) {
+    observe(layer, pos, keys, probs, scores) {
       if (!policy.massRows) return;
       const slotOf = new Map(slots[layer].map((token, slot) => [token, slot]));
-      probs.forEach((p, head) => keys.forEach((token, i) => { mass[layer][Math.floor(head / group) * capacity + slotOf.get(token)!] += p[i]; }));
+      const noise = policy.massNoise?.(pos);
+      const querySlot = slots[layer].length - 1;
+      probs.forEach((p, head) => {
+        // Keyformer: the softmax of (s + g) / τ instead of the attention probabilities.
+        if (noise) {
+          const noised = keys.map((token, i) => (scores[head][i] + gumbelRef(noise.seed, querySlot, head, slotOf.get(token)!)) / noise.temperature);
+          const max = Math.max(...noised);
+          const sum = noised.reduce((a, x) => a + Math.exp(x - max), 0);
+          p = Float64Array.from(noised, (x) => Math.exp(x - max) / sum);
+        }
+        keys.forEach((token, i) => { mass[layer][Math.floor(head / group) * capacity + slotOf.get(token)!] += p[i]; });
+      });
     },
   });
   return { logits, kept };
@@ -139,6 +151,7 @@ describe('KV policies on the GPU', () => {
     { policy: 'streaming-llm', budget: 16, sinks: 4 },
     { policy: 'lm-infinite', budget: 16, sinks: 3 },
     { policy: 'h2o', budget: 16, recent: 6 },
+    { policy: 'keyformer', budget: 16, recent: 6, horizon: 40, seed: 3 },
     { policy: 'snapkv', budget: 16, recent: 4, pool: 3 },
   ];
 
@@ -158,7 +171,7 @@ describe('KV policies on the GPU', () => {
         expect(worst).toBeLessThan(1e-3);
         expect(got.every((row, i) => argmax(row) === argmax(want.logits[i]))).toBe(true);
         // The mass policies kept the same tokens as the reference (original positions = token index).
-        if (options.policy === 'h2o' || options.policy === 'snapkv') {
+        if (options.policy === 'h2o' || options.policy === 'keyformer' || options.policy === 'snapkv') {
           const kept = session.compressed!.positions.map((p) => Array.from(p.subarray(0, 16)));
           expect(kept).toEqual(want.kept.at(-1)!.map((layer) => layer.slice(0, 16)));
         }

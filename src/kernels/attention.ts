@@ -4,7 +4,7 @@
 import { type Binding, type Gpu, check, grid } from '../gpu';
 import {
   type AttentionVariant, FLASH_QUERIES, SPLIT_MAX_CHUNK,
-  flashWgsl, massWgsl, mergePairWgsl, mergeWgsl, splitWgsl,
+  flashWgsl, massWgsl, mergePairWgsl, mergeWgsl, noisedLseWgsl, splitWgsl,
 } from '../shaders/attention';
 import { type KvCache, kvBindings } from './kv-cache';
 import { bindingBytes } from './matmul';
@@ -195,10 +195,17 @@ export function attention(gpu: Gpu, pass: GPUComputePassEncoder, args: Attention
  * Attention mass per key: mass [kvHeads][stride] f32 (+)= Σ over queries [from, to) and the query
  * heads of each kv head of exp(s − lse), with lse from attention() on the same inputs. The
  * stride (default kvLen) lets a policy accumulate over steps whose kvLen grows (stride = capacity).
+ *
+ * With `noise` (Keyformer, B3) each query's probabilities are those of the noised softmax
+ * softmax((s + g) / τ), g Gumbel noise hashed from (seed, query slot, head, key slot); its
+ * normaliser is computed here (the `lse` given is not used).
  */
 export function attentionMass(
   gpu: Gpu, pass: GPUComputePassEncoder,
-  args: Omit<AttentionArgs, 'out' | 'path' | 'splits'> & { lse: Binding; mass: Binding; queryRange?: [number, number]; accumulate?: boolean; massStride?: number },
+  args: Omit<AttentionArgs, 'out' | 'path' | 'splits'> & {
+    lse: Binding; mass: Binding; queryRange?: [number, number]; accumulate?: boolean; massStride?: number;
+    noise?: { seed: number; temperature: number };
+  },
 ): void {
   const r = resolve(args, 'attentionMass');
   const [from, to] = args.queryRange ?? [0, args.T];
@@ -210,8 +217,18 @@ export function attentionMass(
   r.params[14] = to;
   r.params[15] = args.accumulate ? 1 : 0;
   r.params[16] = stride;
-  const pipeline = gpu.pipeline(`attention-mass-${variantKey(r.variant)}`, () => massWgsl(r.variant));
-  gpu.dispatch(pass, pipeline, [args.q, args.lse, args.mass, gpu.uniform(r.params), ...commonBindings(args.cache, r.extra)], [Math.ceil(args.kvLen / 64), args.cache.kvHeads]);
+  let lse = args.lse;
+  const noise = args.noise;
+  if (noise) {
+    check(Number.isInteger(noise.seed) && noise.seed >= 0 && noise.seed < 2 ** 32 && noise.temperature > 0, `attentionMass: bad noise ${JSON.stringify(noise)}`);
+    r.params[17] = noise.seed;
+    new Float32Array(r.params.buffer)[18] = 1 / noise.temperature;
+    lse = scratchBuffer(gpu, 'noised lse', args.T * args.numHeads * 4);
+    const lsePipeline = gpu.pipeline(`attention-noised-lse-${variantKey(r.variant)}`, () => noisedLseWgsl(r.variant));
+    gpu.dispatch(pass, lsePipeline, [args.q, lse, gpu.uniform(r.params), ...commonBindings(args.cache, r.extra)], grid(Math.ceil((args.T * args.numHeads) / 64)));
+  }
+  const pipeline = gpu.pipeline(`attention-mass-${variantKey(r.variant)}${noise ? '-noised' : ''}`, () => massWgsl(r.variant, !!noise));
+  gpu.dispatch(pass, pipeline, [args.q, lse, args.mass, gpu.uniform(r.params), ...commonBindings(args.cache, r.extra)], [Math.ceil(args.kvLen / 64), args.cache.kvHeads]);
 }
 
 /**

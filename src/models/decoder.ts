@@ -68,7 +68,7 @@ export interface DecoderStep {
    * gets the sum over query rows [from, to) and the query heads of each kv head of their attention
    * probabilities (added to what is there with `accumulate`, else replacing it).
    */
-  mass?: { buffers: Binding[]; stride: number; rows: [number, number]; accumulate: boolean };
+  mass?: { buffers: Binding[]; stride: number; rows: [number, number]; accumulate: boolean; noise?: { seed: number; temperature: number } };
   /**
    * Copies the first `rows` new tokens' rotated K and their V to row `dstRow` on of k[l] and v[l]
    * (f32 [rows][kvHeads][headDim]), per layer: a policy's sink tokens, placed again later.
@@ -155,8 +155,8 @@ export class Decoder {
       };
       attention(gpu, pass, { ...attentionArgs, out: s.attn, lse: s.lse });
       if (step.mass) {
-        const { buffers, stride, rows, accumulate } = step.mass;
-        attentionMass(gpu, pass, { ...attentionArgs, lse: s.lse, mass: buffers[l], massStride: stride, queryRange: rows, accumulate });
+        const { buffers, stride, rows, accumulate, noise } = step.mass;
+        attentionMass(gpu, pass, { ...attentionArgs, lse: s.lse, mass: buffers[l], massStride: stride, queryRange: rows, accumulate, noise });
       }
       this.project(pass, s, { x: s.attn, w: layer.wo, y: s.h, M: T });
       addInPlace(gpu, pass, { x: s.x, y: s.h, n: T * c.hidden });

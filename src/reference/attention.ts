@@ -104,6 +104,41 @@ export function attentionMassRef(a: AttentionRefArgs, lse: Float64Array, from = 
   return mass;
 }
 
+/** The CPU twin of the kernels' Gumbel noise (src/shaders/attention.ts gumbelWgsl). */
+export function gumbelRef(seed: number, querySlot: number, head: number, slot: number): number {
+  const hash = (x: number) => {
+    let h = Math.imul(x >>> 0, 0x9e3779b9) >>> 0;
+    h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b) >>> 0; h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35) >>> 0; h ^= h >>> 16;
+    return h >>> 0;
+  };
+  const h = hash((seed ^ hash(Math.imul(querySlot, 65599) + head) ^ hash(slot + 0x632be5ab)) >>> 0);
+  const u = ((h >>> 9) + 0.5) / 8388608;
+  return -Math.log(-Math.log(u));
+}
+
+/** Keyformer's score mass (B3): Σ over queries [from, to) and heads of softmax((s + g) / τ) per key, mass [kvHeads][kvLen]. */
+export function noisedAttentionMassRef(a: AttentionRefArgs, queryStart: number, noise: { seed: number; temperature: number }, from = 0, to = a.T): Float64Array {
+  const { heads, kvHeads, headDim: D, kvLen } = a;
+  const mass = new Float64Array(kvHeads * kvLen);
+  const group = heads / kvHeads;
+  for (let t = from; t < to; t++) {
+    for (let h = 0; h < heads; h++) {
+      const kh = Math.floor(h / group);
+      const scores: Array<[number, number]> = [];
+      for (let j = 0; j < kvLen; j++) {
+        if (!a.visible(kh)(t, j)) continue;
+        let s = 0;
+        for (let d = 0; d < D; d++) s += a.q[(t * heads + h) * D + d] * a.k[(j * kvHeads + kh) * D + d];
+        scores.push([j, (s * a.scale + (a.bias ? a.bias[j] : 0) + gumbelRef(noise.seed, queryStart + t, h, j)) / noise.temperature]);
+      }
+      const m = Math.max(...scores.map(([, s]) => s));
+      const sum = scores.reduce((acc, [, s]) => acc + Math.exp(s - m), 0);
+      for (const [j, s] of scores) mass[kh * kvLen + j] += Math.exp(s - m) / sum;
+    }
+  }
+  return mass;
+}
+
 const roundEven = (x: number) => {
   const r = Math.round(x);
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;

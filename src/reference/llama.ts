@@ -157,8 +157,8 @@ export interface VisibleKeys { keys: number[]; positions: number[] }
 export interface LlamaForwardHooks {
   /** The keys the token at `pos` sees in layer `layer` (default: every token up to it, at its own position). */
   visible?(layer: number, pos: number): VisibleKeys;
-  /** Each query head's attention probabilities over those keys. */
-  observe?(layer: number, pos: number, keys: number[], probs: Float64Array[]): void;
+  /** Each query head's attention probabilities over those keys, and the scaled scores they came from. */
+  observe?(layer: number, pos: number, keys: number[], probs: Float64Array[], scores: Float64Array[]): void;
 }
 
 /**
@@ -193,6 +193,7 @@ export function llamaForward(model: LlamaReferenceModel, tokens: readonly number
       const attn = new Float64Array(c.nHead * headDim);
       const scale = 1 / Math.sqrt(headDim);
       const probs: Float64Array[] = [];
+      const rawScores: Float64Array[] = [];
       for (let head = 0; head < c.nHead; head++) {
         const kvHead = Math.floor(head / group);
         const scores = new Float64Array(seen.keys.length);
@@ -203,6 +204,7 @@ export function llamaForward(model: LlamaReferenceModel, tokens: readonly number
           scores[i] = s * scale;
           max = Math.max(max, scores[i]!);
         });
+        rawScores.push(scores.slice());
         let sum = 0;
         for (let i = 0; i < scores.length; i++) { scores[i] = Math.exp(scores[i]! - max); sum += scores[i]!; }
         seen.keys.forEach((t, i) => {
@@ -212,7 +214,7 @@ export function llamaForward(model: LlamaReferenceModel, tokens: readonly number
         });
         probs.push(scores);
       }
-      hooks.observe?.(l, pos, seen.keys, probs);
+      hooks.observe?.(l, pos, seen.keys, probs, rawScores);
       const o = matVec(layer.wo, attn);
       x = x.map((xv, i) => xv + o[i]!);
 

@@ -25,7 +25,24 @@ struct Params {
   query_start: u32, scale: f32, mask_a: u32, mask_b: u32,
   virtual_len: u32, window_start: u32, splits: u32, chunk: u32,
   mask_c: u32, range_start: u32, range_end: u32, accumulate: u32,
-  mass_stride: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+  mass_stride: u32, noise_seed: u32, noise_inv_tau: f32, _pad: u32,
+}`;
+
+/**
+ * Keyformer's Gumbel noise (B3) for query slot qs, query head h and key slot j: a hash of
+ * (seed, qs, h, j) to a uniform u in (0, 1), then −log(−log u). The same in every kernel that
+ * scores with noise, so their softmaxes agree (src/reference/attention.ts has the CPU twin).
+ */
+export const gumbelWgsl = /* wgsl */ `
+fn noise_hash(x: u32) -> u32 {
+  var h = x * 0x9e3779b9u;
+  h ^= h >> 16u; h *= 0x85ebca6bu; h ^= h >> 13u; h *= 0xc2b2ae35u; h ^= h >> 16u;
+  return h;
+}
+fn gumbel(qs: u32, head: u32, slot: u32) -> f32 {
+  let h = noise_hash(params.noise_seed ^ noise_hash(qs * 65599u + head) ^ noise_hash(slot + 0x632be5abu));
+  let u = (f32(h >> 9u) + 0.5) / 8388608.0; // exact in f32
+  return -log(-log(u));
 }`;
 
 /**
@@ -315,7 +332,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: v
  * query heads of kv_head of exp(s − lse), recomputing s; the probabilities are never stored.
  * One thread per (kv head, slot). Bindings: q, lse, mass, params, then the common ones.
  */
-export function massWgsl(v: AttentionVariant): string {
+export function massWgsl(v: AttentionVariant, noised = false): string {
   const common = attentionCommonWgsl(v, 4);
   const member = v.mask === 'block-sparse'
     ? `var listed = false;
@@ -330,6 +347,7 @@ ${paramsWgsl}
 @group(0) @binding(2) var<storage, read_write> mass: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 ${common.code}
+${noised ? gumbelWgsl : ''}
 fn store_mass(kv_head: u32, slot: u32, value: f32) {
   let i = kv_head * params.mass_stride + slot;
   mass[i] = select(value, mass[i] + value, params.accumulate != 0u);
@@ -353,10 +371,51 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var h = kv_head * group; h < (kv_head + 1u) * group; h++) {
       var s = bias_of(slot);
       for (var d = 0u; d < D4; d++) { s += dot(q[(t * params.heads + h) * D4 + d] * params.scale, k[d]); }
+      ${noised ? 's = (s + gumbel(params.query_start + t, h, slot)) * params.noise_inv_tau;' : ''}
       total += exp(s - lse[t * params.heads + h]);
     }
   }
   store_mass(kv_head, slot, total);
+}
+`;
+}
+
+/**
+ * Log-sum-exp of each query row's noised scores (s + g) / τ over the keys it sees (Keyformer, B3):
+ * the normaliser of the noised softmax that massWgsl(v, true) accumulates. One thread per row.
+ * Bindings: q, lse, params, then the common ones.
+ */
+export function noisedLseWgsl(v: AttentionVariant): string {
+  const common = attentionCommonWgsl(v, 3);
+  return /* wgsl */ `
+${paramsWgsl}
+@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+${common.code}
+${gumbelWgsl}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  _ = &kv_v;${v.format === 'int8' || v.format === 'int4' ? '\n  _ = &kv_v_scales;' : ''}
+  let row = gid.x;
+  if (row >= params.tokens * params.heads) { return; }
+  let t = row / params.heads;
+  let head = row % params.heads;
+  let kv_head = head / (params.heads / params.kv_heads);
+  let qs = params.query_start + t;
+  var m = NEG_INF;
+  var l = 0.0;
+  for (var i = 0u; i < virtual_len(kv_head); i++) {
+    let slot = key_slot(kv_head, i);
+    if (!visible(t, qs, slot)) { continue; }
+    let phys = physical_slot(slot);
+    var s = bias_of(slot);
+    for (var d = 0u; d < D4; d++) { s += dot(q[row * D4 + d] * params.scale, load_k(phys, kv_head, d)); }
+    s = (s + gumbel(qs, head, slot)) * params.noise_inv_tau;
+    if (s > m) { l = l * exp(m - s) + 1.0; m = s; } else { l += exp(s - m); }
+  }
+  lse[row] = select(NEG_INF, m + log(l), l > 0.0);
 }
 `;
 }

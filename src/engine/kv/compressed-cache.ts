@@ -154,7 +154,7 @@ export class CompressedCache {
     if (this.mass && policy.massRows) {
       const last = policy.massRows === 'all' ? count : policy.massRows.last;
       const buffers = Array.from({ length: c.layers }, (_, l) => ({ buffer: this.mass!, offset: this.massLayerBytes * l, size: c.kvHeads * this.capacity * 4 }));
-      args.mass = { buffers, stride: this.capacity, rows: [Math.max(0, count - last), count], accumulate: count < last || policy.massRows === 'all' };
+      args.mass = { buffers, stride: this.capacity, rows: [Math.max(0, count - last), count], accumulate: count < last || policy.massRows === 'all', noise: policy.massNoise?.(this.nextPosition) };
     }
     return args;
   }

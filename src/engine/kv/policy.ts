@@ -8,8 +8,8 @@
 // kept tokens stay true, except for sink tokens, which streaming policies move (see sinkPositions).
 import type { AttentionMask } from '../../kernels/attention';
 
-export type KvPolicyName = 'full' | 'streaming-llm' | 'lm-infinite' | 'h2o' | 'snapkv';
-export const KV_POLICIES: readonly KvPolicyName[] = ['full', 'streaming-llm', 'lm-infinite', 'h2o', 'snapkv'];
+export type KvPolicyName = 'full' | 'streaming-llm' | 'lm-infinite' | 'h2o' | 'keyformer' | 'snapkv';
+export const KV_POLICIES: readonly KvPolicyName[] = ['full', 'streaming-llm', 'lm-infinite', 'h2o', 'keyformer', 'snapkv'];
 
 export interface KvPolicyOptions {
   policy: KvPolicyName;
@@ -24,6 +24,10 @@ export interface KvPolicyOptions {
   recent?: number;
   /** SnapKV: width of the max-pool over positions that lets neighbours of strong tokens survive (odd). Default 7. */
   pool?: number;
+  /** Keyformer: tokens over which the Gumbel softmax temperature rises from 1 to 2. Default 1024. */
+  horizon?: number;
+  /** Keyformer: seed of the Gumbel noise. Default 0. */
+  seed?: number;
 }
 
 /** What a policy sees when the cache is full. */
@@ -55,6 +59,11 @@ export interface KvPolicy {
    * only the latest `n` queries (SnapKV's observation window). Absent: no mass.
    */
   readonly massRows?: 'all' | { last: number };
+  /**
+   * Keyformer: the mass of a step whose first token has position `position` is that of the
+   * noised softmax softmax((s + g) / temperature), g Gumbel noise drawn from `seed`.
+   */
+  massNoise?(position: number): { seed: number; temperature: number };
   /** Slots each layer keeps, ascending, `budget` of them, when `used` slots are in the cache. */
   keep(state: KvState): number[][];
 }
@@ -89,18 +98,31 @@ class StreamingPolicy implements KvPolicy {
 }
 
 /**
- * Heavy hitters plus a recent window, by accumulated attention mass: H2O (B4), and SnapKV (B5),
- * which votes with the latest `recent` queries only (its observation window) and max-pools the
- * votes over neighbouring positions. One selection per layer, shared by its kv heads (their mass
- * summed): K/V move as whole slots. The papers select per head.
+ * Heavy hitters plus a recent window, by accumulated attention mass: H2O (B4); Keyformer (B3),
+ * whose mass is that of a Gumbel-noised softmax with a temperature rising from 1 to 2; and SnapKV
+ * (B5), which votes with the latest `recent` queries only (its observation window) and max-pools
+ * the votes over neighbouring positions. One selection per layer, shared by its kv heads (their
+ * mass summed): K/V move as whole slots. The papers select per head.
  */
 class MassPolicy implements KvPolicy {
   readonly mask: AttentionMask = { kind: 'causal' };
   readonly sinks = 0;
   readonly massRows: KvPolicy['massRows'];
+  readonly massNoise?: KvPolicy['massNoise'];
 
-  constructor(readonly name: 'h2o' | 'snapkv', readonly budget: number, private readonly recent: number, private readonly pool: number) {
+  constructor(
+    readonly name: 'h2o' | 'keyformer' | 'snapkv', readonly budget: number, private readonly recent: number, private readonly pool: number,
+    keyformer?: { horizon: number; seed: number },
+  ) {
     this.massRows = name === 'snapkv' ? { last: recent } : 'all';
+    if (keyformer) {
+      // τ rises linearly from 1 to 2 (B3 step 2) over `horizon` tokens (the paper: over the
+      // generation length, which a session does not know); the noise is drawn afresh every step.
+      this.massNoise = (position) => ({
+        seed: (keyformer.seed ^ Math.imul(position + 1, 0x9e3779b1)) >>> 0,
+        temperature: 1 + Math.min(1, position / keyformer.horizon),
+      });
+    }
   }
 
   keep(state: KvState): number[][] {
@@ -151,6 +173,12 @@ export function createKvPolicy(options: KvPolicyOptions): KvPolicy | null {
       return new StreamingPolicy(policy, budget, positive(options.sinks ?? 4, 'sinks', budget - 1));
     case 'h2o':
       return new MassPolicy(policy, budget, positive(options.recent ?? Math.floor(budget / 2), 'recent window', budget - 1), 1);
+    case 'keyformer': {
+      const seed = options.seed ?? 0;
+      if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) throw new RangeError(`Keyformer seed must be a u32, got ${options.seed}`);
+      const keyformer = { horizon: positive(options.horizon ?? 1024, 'Keyformer horizon', 2 ** 30), seed };
+      return new MassPolicy(policy, budget, positive(options.recent ?? Math.floor(budget / 2), 'recent window', budget - 1), 1, keyformer);
+    }
     case 'snapkv': {
       const pool = options.pool ?? 7;
       if (!Number.isInteger(pool) || pool < 1 || pool % 2 === 0) throw new RangeError(`SnapKV pool width must be a positive odd integer, got ${pool}`);
