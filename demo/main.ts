@@ -214,7 +214,7 @@ for (const id of ['kv-policy', 'kv-budget', 'kv-quantization']) $(id).addEventLi
 
 /** Tokens the conversation has seen, and per reply: tokens seen, KV MiB held, MiB a full f32 cache would hold. */
 let kvSeen = 0;
-const kvHistory: Array<{ seen: number; held: number; full: number }> = [];
+const kvHistory: Array<{ seen: number; held: number | null; full: number }> = [];
 
 function fullCacheMiB(tokens: number): number {
   const info = modelInfo!;
@@ -225,7 +225,7 @@ function fullCacheMiB(tokens: number): number {
 function plotKvLive(streamed: number): void {
   const last = kvHistory.at(-1);
   const seen = kvSeen + streamed;
-  plotKv([...kvHistory, { seen, held: last?.held ?? NaN, full: fullCacheMiB(seen) }]);
+  plotKv([...kvHistory, { seen, held: last?.held ?? null, full: fullCacheMiB(seen) }]);
 }
 
 function plotKv(points: typeof kvHistory): void {
