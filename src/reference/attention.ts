@@ -52,25 +52,33 @@ export interface AttentionRefArgs {
   bias?: Float32Array;
 }
 
+/** The keys query t of head h sees, and their scores q·k·scale + bias, in slot order. */
+function visibleScores(a: AttentionRefArgs, t: number, h: number): { slots: number[]; scores: number[] } {
+  const { heads, kvHeads, headDim: D, kvLen } = a;
+  const kh = Math.floor(h / (heads / kvHeads));
+  const visible = a.visible(kh);
+  const slots: number[] = [];
+  const scores: number[] = [];
+  for (let j = 0; j < kvLen; j++) {
+    if (!visible(t, j)) continue;
+    let s = 0;
+    for (let d = 0; d < D; d++) s += a.q[(t * heads + h) * D + d] * a.k[(j * kvHeads + kh) * D + d];
+    slots.push(j);
+    scores.push(s * a.scale + (a.bias ? a.bias[j] : 0));
+  }
+  return { slots, scores };
+}
+
 /** out [T][heads][D] and lse [T][heads] (−Infinity for a row that sees no key). */
 export function attentionRef(a: AttentionRefArgs): { out: Float64Array; lse: Float64Array } {
-  const { T, heads, kvHeads, headDim: D, kvLen } = a;
+  const { T, heads, kvHeads, headDim: D } = a;
   const out = new Float64Array(T * heads * D);
   const lse = new Float64Array(T * heads).fill(-Infinity);
   const group = heads / kvHeads;
   for (let t = 0; t < T; t++) {
     for (let h = 0; h < heads; h++) {
       const kh = Math.floor(h / group);
-      const vis = a.visible(kh);
-      const scores: number[] = [];
-      const slots: number[] = [];
-      for (let j = 0; j < kvLen; j++) {
-        if (!vis(t, j)) continue;
-        let s = 0;
-        for (let d = 0; d < D; d++) s += a.q[(t * heads + h) * D + d] * a.k[(j * kvHeads + kh) * D + d];
-        scores.push(s * a.scale + (a.bias ? a.bias[j] : 0));
-        slots.push(j);
-      }
+      const { slots, scores } = visibleScores(a, t, h);
       if (!scores.length) continue;
       const m = Math.max(...scores);
       let sum = 0;
@@ -87,18 +95,14 @@ export function attentionRef(a: AttentionRefArgs): { out: Float64Array; lse: Flo
 
 /** Σ over queries [from, to) and the query heads of each kv head of p(t, h, j): mass [kvHeads][kvLen]. */
 export function attentionMassRef(a: AttentionRefArgs, lse: Float64Array, from = 0, to = a.T): Float64Array {
-  const { heads, kvHeads, headDim: D, kvLen } = a;
+  const { heads, kvHeads, kvLen } = a;
   const mass = new Float64Array(kvHeads * kvLen);
   const group = heads / kvHeads;
   for (let t = from; t < to; t++) {
     for (let h = 0; h < heads; h++) {
       const kh = Math.floor(h / group);
-      for (let j = 0; j < kvLen; j++) {
-        if (!a.visible(kh)(t, j)) continue;
-        let s = 0;
-        for (let d = 0; d < D; d++) s += a.q[(t * heads + h) * D + d] * a.k[(j * kvHeads + kh) * D + d];
-        mass[kh * kvLen + j] += Math.exp(s * a.scale + (a.bias ? a.bias[j] : 0) - lse[t * heads + h]);
-      }
+      const { slots, scores } = visibleScores(a, t, h);
+      slots.forEach((j, i) => { mass[kh * kvLen + j] += Math.exp(scores[i] - lse[t * heads + h]); });
     }
   }
   return mass;
@@ -118,22 +122,17 @@ export function gumbelRef(seed: number, querySlot: number, head: number, slot: n
 
 /** Keyformer's score mass (B3): Σ over queries [from, to) and heads of softmax((s + g) / τ) per key, mass [kvHeads][kvLen]. */
 export function noisedAttentionMassRef(a: AttentionRefArgs, queryStart: number, noise: { seed: number; temperature: number }, from = 0, to = a.T): Float64Array {
-  const { heads, kvHeads, headDim: D, kvLen } = a;
+  const { heads, kvHeads, kvLen } = a;
   const mass = new Float64Array(kvHeads * kvLen);
   const group = heads / kvHeads;
   for (let t = from; t < to; t++) {
     for (let h = 0; h < heads; h++) {
       const kh = Math.floor(h / group);
-      const scores: Array<[number, number]> = [];
-      for (let j = 0; j < kvLen; j++) {
-        if (!a.visible(kh)(t, j)) continue;
-        let s = 0;
-        for (let d = 0; d < D; d++) s += a.q[(t * heads + h) * D + d] * a.k[(j * kvHeads + kh) * D + d];
-        scores.push([j, (s * a.scale + (a.bias ? a.bias[j] : 0) + gumbelRef(noise.seed, queryStart + t, h, j)) / noise.temperature]);
-      }
-      const m = Math.max(...scores.map(([, s]) => s));
-      const sum = scores.reduce((acc, [, s]) => acc + Math.exp(s - m), 0);
-      for (const [j, s] of scores) mass[kh * kvLen + j] += Math.exp(s - m) / sum;
+      const { slots, scores } = visibleScores(a, t, h);
+      const noised = scores.map((s, i) => (s + gumbelRef(noise.seed, queryStart + t, h, slots[i])) / noise.temperature);
+      const m = Math.max(...noised);
+      const sum = noised.reduce((acc, s) => acc + Math.exp(s - m), 0);
+      slots.forEach((j, i) => { mass[kh * kvLen + j] += Math.exp(noised[i] - m) / sum; });
     }
   }
   return mass;

@@ -396,9 +396,9 @@ ${common.code}
 ${gumbelWgsl}
 
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   _ = &kv_v;${v.format === 'int8' || v.format === 'int4' ? '\n  _ = &kv_v_scales;' : ''}
-  let row = gid.x;
+  let row = gid.x + gid.y * groups.x * 64u; // grid() spreads many rows over y
   if (row >= params.tokens * params.heads) { return; }
   let t = row / params.heads;
   let head = row % params.heads;

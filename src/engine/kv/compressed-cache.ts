@@ -41,6 +41,8 @@ export class CompressedCache {
   /** [layers][kvHeads][capacity] f32 attention mass, layer l at byte massLayerBytes * l. */
   private readonly mass?: GPUBuffer;
   private readonly massLayerBytes: number;
+  /** Each layer's part of `mass`, as the decoder binds it. */
+  private readonly massBindings: GPUBufferBinding[] = [];
   private readonly moves: GPUBuffer;
   private readonly movesLayerBytes: number;
   /** Sinks: captured rotated K and V per layer, the rotated copy, the per-sink shifts and their slots. */
@@ -59,7 +61,10 @@ export class CompressedCache {
     this.movesLayerBytes = alignUp(policy.budget * 8);
     this.moves = gpu.buffer(this.movesLayerBytes * c.layers, 'kv eviction moves');
     this.massLayerBytes = alignUp(c.kvHeads * capacity * 4);
-    if (policy.massRows) this.mass = gpu.buffer(this.massLayerBytes * c.layers, 'kv attention mass');
+    if (policy.massRows) {
+      const mass = (this.mass = gpu.buffer(this.massLayerBytes * c.layers, 'kv attention mass'));
+      this.massBindings = Array.from({ length: c.layers }, (_, l) => ({ buffer: mass, offset: this.massLayerBytes * l, size: c.kvHeads * capacity * 4 }));
+    }
     if (policy.sinks > 0) {
       const rowFloats = policy.sinks * c.kvHeads * c.headDim;
       this.sinkState = {
@@ -72,10 +77,6 @@ export class CompressedCache {
         placed: Array.from({ length: policy.sinks }, (_, i) => i),
       };
     }
-  }
-
-  get bytes(): number {
-    return (this.mass?.size ?? 0) + (this.sinkState ? (this.sinkState.k.length * 2 + 1) * this.sinkState.rotated.size : 0);
   }
 
   stats(): KvStats {
@@ -142,7 +143,6 @@ export class CompressedCache {
    */
   stepArgs(pass: GPUComputePassEncoder, count: number): Pick<DecoderStep, 'mask' | 'mass' | 'capture'> {
     const { policy } = this;
-    const c = this.model.config;
     const args: Pick<DecoderStep, 'mask' | 'mass' | 'capture'> = { mask: policy.mask };
     const sinks = this.sinkState;
     if (sinks && sinks.captured === policy.sinks && policy.sinkPositions) this.placeSinks(pass, sinks);
@@ -151,10 +151,9 @@ export class CompressedCache {
       args.capture = { k: sinks.k, v: sinks.v, rows, dstRow: this.used };
       sinks.captured = this.used + rows;
     }
-    if (this.mass && policy.massRows) {
+    if (policy.massRows) {
       const last = policy.massRows === 'all' ? count : policy.massRows.last;
-      const buffers = Array.from({ length: c.layers }, (_, l) => ({ buffer: this.mass!, offset: this.massLayerBytes * l, size: c.kvHeads * this.capacity * 4 }));
-      args.mass = { buffers, stride: this.capacity, rows: [Math.max(0, count - last), count], accumulate: count < last || policy.massRows === 'all', noise: policy.massNoise?.(this.nextPosition) };
+      args.mass = { buffers: this.massBindings, stride: this.capacity, rows: [Math.max(0, count - last), count], accumulate: count < last || policy.massRows === 'all', noise: policy.massNoise?.(this.nextPosition) };
     }
     return args;
   }
