@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { GGMLType, type GGMLTypeId, typeName } from '../src/formats/ggml-types';
 import { dequantize, quantize } from '../src/formats/quantize';
 import { type Gpu, GpuError, requestGpu } from '../src/gpu';
-import { GEMV_MAX_ROWS, type MatmulVariant, defaultMatmulVariant, matmul, uploadWeight } from '../src/kernels/matmul';
+import { GEMV_MAX_ROWS, type MatmulVariant, ROWWISE_MAX_ROWS_ON_CPU, defaultMatmulVariant, matmul, uploadWeight } from '../src/kernels/matmul';
 import { matmulMagnitudeRef, matmulRef } from '../src/reference/matmul';
 import { randomNormal, testGpu } from './util';
 
@@ -112,8 +112,12 @@ describe('matmul: edge shapes', () => {
     for (const M of [1, 2, 3, 7, 8, 9, 33, 128]) {
       for (const type of [T.Q8_0, T.Q4_K]) await runCase(gpu, { type, M, N: 65, K: type === T.Q4_K ? 256 : 96 });
     }
-    expect([1, 2, 8].map(defaultMatmulVariant)).toEqual(['gemv', 'gemv', 'gemv']);
-    expect([GEMV_MAX_ROWS + 1, 33, 128, 4096].map(defaultMatmulVariant)).toEqual(['gemm', 'gemm', 'gemm', 'gemm']);
+    const onGpu = (M: number) => defaultMatmulVariant(M, false);
+    const onCpu = (M: number) => defaultMatmulVariant(M, true);
+    expect([1, 2, 8].map(onGpu)).toEqual(['gemv', 'gemv', 'gemv']);
+    expect([GEMV_MAX_ROWS + 1, 33, 128, 4096].map(onGpu)).toEqual(['gemm', 'gemm', 'gemm', 'gemm']);
+    expect([1, 8, ROWWISE_MAX_ROWS_ON_CPU].map(onCpu)).toEqual(['rowwise', 'rowwise', 'rowwise']);
+    expect([ROWWISE_MAX_ROWS_ON_CPU + 1, 128].map(onCpu)).toEqual(['gemm', 'gemm']);
   });
 
   it('M beyond one row group: gemv and rowwise with each x-rows setting, gemm over several M tiles', async () => {

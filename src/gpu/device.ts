@@ -40,6 +40,9 @@ async function findWebGpu(): Promise<GPU> {
   );
 }
 
+/** Adapters that run shaders on the CPU, by the names they report. */
+const CPU_ADAPTERS = /swiftshader|llvmpipe|lavapipe|microsoft basic render|\bwarp\b/i;
+
 /**
  * Acquire an adapter and device with the optional features that help us (`shader-f16`,
  * `subgroups`, `timestamp-query`) and the largest limits the adapter allows.
@@ -80,5 +83,6 @@ export async function requestGpu(options: RequestGpuOptions = {}): Promise<Gpu> 
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
   const info = adapter.info ?? ({} as GPUAdapterInfo);
   const description = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter';
-  return new Gpu(device, description, features);
+  const cpuBacked = (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true || CPU_ADAPTERS.test(description);
+  return new Gpu(device, description, features, cpuBacked);
 }

@@ -51,6 +51,11 @@ export class Gpu {
     readonly device: GPUDevice,
     readonly adapterDescription: string,
     readonly features: GpuFeatures,
+    /**
+     * The adapter runs shaders on the CPU (SwiftShader, llvmpipe, WARP). There, cost follows
+     * barriers and workgroups rather than bytes, so some kernels pick a different shape.
+     */
+    readonly cpuBacked = false,
   ) {
     this.limits = device.limits;
     device.lost.then((info) => {
