@@ -244,16 +244,19 @@ function showKv(r: CompletionResult): void {
   kvSeen = s.kv ? s.kv.keptTokens + s.kv.evictedTokens : s.sessionTokens;
   kvHistory.push({ seen: kvSeen, held: s.kvBytes / 2 ** 20, full: fullCacheMiB(kvSeen) });
   plotKv(kvHistory);
-  $('kv-status').textContent = s.kv
-    ? `${s.kv.policy}: ${s.kv.keptTokens} tokens kept, ${s.kv.evictedTokens} evicted in ${s.kv.evictions} evictions; ${(s.kvBytes / 2 ** 20).toFixed(2)} MiB`
-    : `full cache: ${s.sessionTokens} tokens, ${(s.kvBytes / 2 ** 20).toFixed(2)} MiB`;
+  const selected = s.kv?.selected;
+  $('kv-status').textContent = !s.kv
+    ? `full cache: ${s.sessionTokens} tokens, ${(s.kvBytes / 2 ** 20).toFixed(2)} MiB`
+    : selected
+      ? `${s.kv.policy}: ${s.kv.keptTokens} tokens cached, the last step attended to ${selected.positions.length}; ${selected.sparseSteps} of ${selected.steps} steps sparse; ${(s.kvBytes / 2 ** 20).toFixed(2)} MiB`
+      : `${s.kv.policy}: ${s.kv.keptTokens} tokens kept, ${s.kv.evictedTokens} evicted in ${s.kv.evictions} evictions; ${(s.kvBytes / 2 ** 20).toFixed(2)} MiB`;
   const canvas = $<HTMLCanvasElement>('kv-positions');
   const context = canvas.getContext('2d')!;
   context.clearRect(0, 0, canvas.width, canvas.height);
   context.fillStyle = '#ddd';
   context.fillRect(0, 0, canvas.width, canvas.height);
   context.fillStyle = '#4e9a06';
-  const kept = s.kv?.keptPositions ?? Array.from({ length: s.sessionTokens }, (_, i) => i);
+  const kept = selected?.positions.length ? selected.positions : s.kv && !selected ? s.kv.keptPositions : Array.from({ length: s.sessionTokens }, (_, i) => i);
   const scale = canvas.width / Math.max(1, kvSeen);
   for (const position of kept) context.fillRect(position * scale, 0, Math.max(1, scale), canvas.height);
   canvas.dataset.kept = String(kept.length);

@@ -5,6 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/gpu';
 import { type AttentionMask, attention, attentionMass, mergeAttention, treeMaskFromParents } from '../src/kernels/attention';
+import { selectTopK, selectedCount } from '../src/kernels/select';
+import { selectTopKRef } from '../src/reference/select';
 import { type KvCache, type KvFormat, PAGE, createKvCache, identityPageTable, kvWrite } from '../src/kernels/kv-cache';
 import { type MaskRef, attentionMassRef, attentionRef, dequantizeKvRef, noisedAttentionMassRef, physicalSlotRef, quantizeGroupRef, visibleRef } from '../src/reference/attention';
 import { randomTree } from './random';
@@ -277,6 +279,10 @@ describe('attention mass', () => {
       expect(expected.reduce((a, b) => a + b, 0)).toBeCloseTo(4 * heads, 6);
       await gpu.run((pass) => attentionMass(gpu, pass, { q: s.qBuffer, cache: s.cache, lse, mass, T, numHeads: heads, kvLen, queryStart, scale: 1 / 8, mask: gm, queryRange: [1, 5], accumulate: true }));
       expectClose(await gpu.readF32(mass, kvHeads * kvLen), expected.map((x) => 2 * x), 2e-5, 1e-5, 'accumulated mass');
+      // Without attention's lse (keys ranked before attending, TokenSelect): its own scoring pass.
+      const scored = gpu.buffer(kvHeads * kvLen * 4);
+      await gpu.run((pass) => attentionMass(gpu, pass, { q: s.qBuffer, cache: s.cache, mass: scored, T, numHeads: heads, kvLen, queryStart, scale: 1 / 8, mask: gm, queryRange: [1, 5] }));
+      expectClose(await gpu.readF32(scored, kvHeads * kvLen), expected, 1e-5, 1e-5, 'mass with its own lse');
       // With a stride (a policy's [kvHeads][capacity] buffer): each head's row starts at head * stride, the rest untouched.
       const stride = kvLen + 7;
       const strided = gpu.upload(new Float32Array(kvHeads * stride).fill(0.5));
@@ -286,6 +292,35 @@ describe('attention mass', () => {
         expectClose(got.subarray(h * stride, h * stride + kvLen), expected.slice(h * kvLen, (h + 1) * kvLen).map((x) => x + 0.5), 2e-5, 1e-5, `strided mass, head ${h}`);
         expect(Array.from(got.subarray(h * stride + kvLen, (h + 1) * stride))).toEqual(new Array(7).fill(0.5));
       }
+    });
+  }
+});
+
+describe('top-k sparse attention (TokenSelect\'s step)', () => {
+  for (const path of ['split', 'flash'] as const) {
+    it(`${path}: score the keys with several queries, select per kv head, attend to the selection: as the reference does`, async () => {
+      const gpu = await testGpu();
+      const T = path === 'split' ? 6 : 24;
+      const s = await setup(gpu, { T, heads: 4, kvHeads: 2, D: 64, kvLen: 90 + T, queryStart: 90, seed: 21 });
+      const { heads, kvHeads, D, kvLen, queryStart } = s.c;
+      const selection = { k: 20, first: 3, last: T + 2 };
+      const outStride = selectedCount(kvLen, selection.k, selection.first, selection.last);
+      const mass = gpu.buffer(kvHeads * kvLen * 4);
+      const lists = gpu.buffer(kvHeads * outStride * 4);
+      const counts = gpu.buffer(kvHeads * 4);
+      const out = gpu.buffer(T * heads * D * 4);
+      const base = { q: s.qBuffer, cache: s.cache, T, numHeads: heads, kvLen, queryStart, scale: 1 / Math.sqrt(D) };
+      await gpu.run((pass) => {
+        attentionMass(gpu, pass, { ...base, mask: { kind: 'causal' }, mass });
+        selectTopK(gpu, pass, { x: mass, rows: kvHeads, n: kvLen, ...selection, out: lists, counts, outStride });
+        attention(gpu, pass, { ...base, out, path, mask: { kind: 'block-sparse', blocks: lists, counts, blockSize: 1, maxBlocks: outStride } });
+      });
+      const full = reference(s, { kind: 'causal' });
+      const chosen = selectTopKRef(Float32Array.from(attentionMassRef(full.args, full.lse)), { rows: kvHeads, n: kvLen, ...selection });
+      const gotLists = await gpu.readU32(lists, kvHeads * outStride);
+      chosen.forEach((list, h) => expect(Array.from(gotLists.subarray(h * outStride, h * outStride + list.length))).toEqual(list));
+      const want = reference(s, { kind: 'block-sparse', blockSize: 1, blocks: chosen });
+      expectClose(await gpu.readF32(out, T * heads * D), want.out, 2e-5, 0, 'sparse attention');
     });
   }
 });

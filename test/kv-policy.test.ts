@@ -4,7 +4,7 @@
 // the policies' choices on hand-made states, no change before the first eviction, flat memory
 // over a long generation, int8/int4 caches under eviction, and the session's refusals.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type KvPolicy, type KvPolicyOptions, createKvPolicy, maxPool } from '../src/engine/kv/policy';
+import { type KvPolicy, type KvPolicyOptions, type SelectionPolicy, createKvPolicy, maxPool } from '../src/engine/kv/policy';
 import { Session } from '../src/engine/session';
 import { readGGUF } from '../src/formats/gguf-reader';
 import { Decoder } from '../src/models/decoder';
@@ -85,18 +85,50 @@ function referenceWithPolicy(model: LlamaReferenceModel, tokens: number[], polic
   return { logits, kept };
 }
 
+/**
+ * The reference for selection policies: full attention probabilities per query, and where the
+ * policy attends sparsely, per kv head the sinks, the recent window and the topK keys with the
+ * most mass (summed over the kv head's query heads; ties to the earlier token). TokenSelect ranks
+ * with each layer's own probabilities; TidalDecode with those of its selection layers.
+ */
+function referenceWithSelection(model: LlamaReferenceModel, tokens: number[], policy: SelectionPolicy) {
+  const c = model.config;
+  const group = c.nHead / c.nHeadKv;
+  const roles = policy.roles(c.nLayer);
+  const choose = (probs: Float64Array[], n: number): boolean[][] =>
+    Array.from({ length: c.nHeadKv }, (_, h) => {
+      const mass = new Float64Array(n);
+      for (let head = h * group; head < (h + 1) * group; head++) probs[head].forEach((p, i) => { mass[i] += p; });
+      const chosen = Array.from({ length: n }, (_, i) => i < policy.sinks || i >= n - policy.recent);
+      const others = Array.from({ length: n }, (_, i) => i).filter((i) => !chosen[i]);
+      others.sort((a, b) => mass[b] - mass[a] || a - b).slice(0, policy.topK).forEach((i) => { chosen[i] = true; });
+      return chosen;
+    });
+  let latest: boolean[][] | null = null;
+  const logits = llamaForward(model, tokens, {
+    restrict(layer, _pos, keys, probs) {
+      if (keys.length <= policy.budget) return null;
+      const role = roles[layer];
+      if (role === 'select') return choose(probs, keys.length);
+      if (role === 'full-select') latest = choose(probs, keys.length);
+      return role === 'sparse' ? latest : null;
+    },
+  });
+  return logits;
+}
+
 describe('KV policies choose', () => {
   const state = (used: number, mass?: number[][]) => ({ used, layers: mass?.length ?? 2, kvHeads: 1, stride: used, mass: mass?.map((m) => Float32Array.from(m)) });
 
   it('StreamingLLM and LM-Infinite: the sinks and the most recent tokens, in every layer', () => {
     for (const name of ['streaming-llm', 'lm-infinite'] as const) {
-      const policy = createKvPolicy({ policy: name, budget: 8, sinks: 2 })!;
+      const policy = createKvPolicy({ policy: name, budget: 8, sinks: 2 }) as KvPolicy;
       expect(policy.keep(state(20))).toEqual([[0, 1, 14, 15, 16, 17, 18, 19], [0, 1, 14, 15, 16, 17, 18, 19]]);
     }
   });
 
   it('H2O: the recent window, then the heaviest older tokens, per layer', () => {
-    const policy = createKvPolicy({ policy: 'h2o', budget: 8, recent: 2 })!;
+    const policy = createKvPolicy({ policy: 'h2o', budget: 8, recent: 2 }) as KvPolicy;
     const layer0 = [0.1, 5, 0.2, 3, 0.4, 0.3, 8, 0.6, 0.7, 0.01, 0.5, 9, 9];
     const layer1 = [7, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     // Layer 1's ties at zero keep the later tokens.
@@ -105,10 +137,21 @@ describe('KV policies choose', () => {
 
   it('SnapKV: votes max-pooled over neighbours, so a strong token brings its neighbours', () => {
     expect(Array.from(maxPool([0, 1, 0, 0, 0, 0, 3], 3))).toEqual([1, 1, 1, 0, 0, 3, 3]);
-    const policy = createKvPolicy({ policy: 'snapkv', budget: 8, recent: 2, pool: 3 })!;
+    const policy = createKvPolicy({ policy: 'snapkv', budget: 8, recent: 2, pool: 3 }) as KvPolicy;
     // Older tokens 0..13: token 5 is the strongest, its neighbours 4 and 6 tie with it after pooling; then token 11 and its neighbours.
     const votes = [0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0, 1, 1];
     expect(policy.keep(state(16, [votes]))[0]).toEqual([4, 5, 6, 10, 11, 12, 14, 15]);
+  });
+
+  it('TokenSelect selects in every layer; TidalDecode attends fully in its selection layers, scaled from 32 layers', () => {
+    const roles = (name: 'tokenselect' | 'tidaldecode', layers: number) => (createKvPolicy({ policy: name, budget: 64 }) as SelectionPolicy).roles(layers);
+    expect(roles('tokenselect', 3)).toEqual(['select', 'select', 'select']);
+    expect(roles('tidaldecode', 2)).toEqual(['full-select', 'sparse']);
+    const deep = roles('tidaldecode', 32);
+    expect(deep.slice(0, 3)).toEqual(['full', 'full-select', 'sparse']);
+    expect(deep.flatMap((role, l) => (role === 'full-select' ? [l] : []))).toEqual([1, 13]);
+    const policy = createKvPolicy({ policy: 'tidaldecode', budget: 64 }) as SelectionPolicy;
+    expect([policy.sinks, policy.recent, policy.topK]).toEqual([4, 16, 44]);
   });
 
   it('refuses bad options with a clear message', () => {
@@ -116,6 +159,7 @@ describe('KV policies choose', () => {
     expect(() => createKvPolicy({ policy: 'h2o', budget: 4 })).toThrow(/at least 8/);
     expect(() => createKvPolicy({ policy: 'streaming-llm', budget: 16, sinks: 16 })).toThrow(/sinks must be an integer in 1..15/);
     expect(() => createKvPolicy({ policy: 'snapkv', budget: 16, pool: 4 })).toThrow(/odd/);
+    expect(() => createKvPolicy({ policy: 'tokenselect', budget: 16, sinks: 4, recent: 12 })).toThrow(/recent window must be an integer in 1..11/);
     expect(createKvPolicy({ policy: 'full' })).toBeNull();
   });
 });
@@ -163,9 +207,9 @@ describe('KV policies on the GPU', () => {
       try {
         expect(session.capacity).toBe(32);
         const got = await session.evaluate(tokens);
-        const want = referenceWithPolicy(reference, tokens, session.compressed!.policy, session.capacity);
+        const want = referenceWithPolicy(reference, tokens, session.compressed!.policy as KvPolicy, session.capacity);
         expect(want.kept.length).toBe(3);
-        expect(session.kvStats).toMatchObject({ keptTokens: 70 - 3 * 16, evictedTokens: 3 * 16, evictions: 3 });
+        expect(await session.kvStats()).toMatchObject({ keptTokens: 70 - 3 * 16, evictedTokens: 3 * 16, evictions: 3 });
         let worst = 0;
         got.forEach((row, i) => { worst = Math.max(worst, relativeError(row, want.logits[i])); });
         expect(worst).toBeLessThan(1e-3);
@@ -184,16 +228,66 @@ describe('KV policies on the GPU', () => {
     });
   }
 
+  for (const options of [{ policy: 'tokenselect', budget: 16, sinks: 2, recent: 4 }, { policy: 'tidaldecode', budget: 16, sinks: 2, recent: 4 }] as const) {
+    it(`${options.policy}: every query's logits match the reference selecting per kv head, token by token, past its budget`, async () => {
+      const gpu = await testGpu();
+      const tokens = randomTokens(60, 16);
+      const session = new Session(gpu, decoder, { prefillChunk: 1, contextLength: 64, kv: options });
+      try {
+        const bytes = session.kvBytes;
+        const got = await session.evaluate(tokens);
+        const want = referenceWithSelection(reference, tokens, session.selection!.policy);
+        let worst = 0;
+        got.forEach((row, i) => { worst = Math.max(worst, relativeError(row, want[i])); });
+        expect(worst).toBeLessThan(1e-3);
+        expect(got.every((row, i) => argmax(row) === argmax(want[i]))).toBe(true);
+        // Nothing is evicted; the latest step attended to 16 of its 60 tokens, sinks and window included.
+        expect(session.kvBytes).toBe(bytes);
+        const stats = (await session.kvStats())!;
+        expect(stats).toMatchObject({ keptTokens: 60, evictions: 0, selected: { steps: 60, sparseSteps: 60 - 16 } });
+        const attended = stats.selected!.positions;
+        expect(attended).toHaveLength(16);
+        expect(attended.slice(0, 2)).toEqual([0, 1]);
+        expect(attended.slice(-4)).toEqual([56, 57, 58, 59]);
+        // And the selection changed something: the logits differ from full attention's.
+        const full = llamaForward(reference, tokens);
+        expect(Math.max(...got.slice(30).map((row, i) => relativeError(row, full[30 + i])))).toBeGreaterThan(1e-2);
+      } finally {
+        session.destroy();
+      }
+    });
+  }
+
+  it('selection in prefill chunks: the recent window grows to cover the chunk, so every query sees the chunk before it', async () => {
+    const gpu = await testGpu();
+    const tokens = randomTokens(60, 17);
+    for (const policy of ['tokenselect', 'tidaldecode'] as const) {
+      const session = new Session(gpu, decoder, { prefillChunk: 8, contextLength: 64, kv: { policy, budget: 24, sinks: 2, recent: 4 } });
+      try {
+        const logits = await session.evaluate(tokens);
+        expect(logits.every((row) => row.every(Number.isFinite))).toBe(true);
+        // Sparse from kvLen 2 + 18 + 8 = 28 on: the steps ending at 32, 40, 48, 56 and 60.
+        const { selected } = (await session.kvStats())!;
+        expect(selected).toMatchObject({ steps: 8, sparseSteps: 5 });
+        expect(selected!.positions).toHaveLength(2 + 18 + 4);
+        expect(selected!.positions.slice(0, 2)).toEqual([0, 1]);
+        expect(selected!.positions.slice(-4)).toEqual([56, 57, 58, 59]);
+      } finally {
+        session.destroy();
+      }
+    }
+  });
+
   it('before the first eviction, every policy gives the full cache\'s logits', async () => {
     const gpu = await testGpu();
     const tokens = randomTokens(40, 12);
     const full = new Session(gpu, decoder, { contextLength: 64, prefillChunk: 16 });
     const want = await full.evaluate(tokens);
     full.destroy();
-    for (const options of policies) {
-      const session = new Session(gpu, decoder, { prefillChunk: 16, kv: { ...options, budget: 48 } });
+    for (const options of [...policies, { policy: 'tokenselect' } as const, { policy: 'tidaldecode' } as const]) {
+      const session = new Session(gpu, decoder, { prefillChunk: 16, contextLength: 64, kv: { ...options, budget: 48 } });
       const got = await session.evaluate(tokens);
-      expect(session.kvStats!.evictions).toBe(0);
+      expect((await session.kvStats())!.evictions).toBe(0);
       session.destroy();
       got.forEach((row, i) => expect(relativeError(row, want[i])).toBeLessThan(1e-5));
     }
@@ -210,7 +304,7 @@ describe('KV policies on the GPU', () => {
       expect(session.length).toBeLessThanOrEqual(session.capacity);
       expect(session.capacity).toBe(48);
       expect(session.kvBytes).toBe(bytes);
-      expect(session.kvStats!.evictions).toBe(Math.ceil((session.tokens.length - 48) / 16));
+      expect((await session.kvStats())!.evictions).toBe(Math.ceil((session.tokens.length - 48) / 16));
     } finally {
       session.destroy();
     }
@@ -252,10 +346,10 @@ describe('KV policies on the GPU', () => {
       expect(() => session.truncate(10)).toThrow(/only to 0/);
       expect(session.reusablePrefix(session.tokens.slice(0, 30))).toBe(0);
       expect(session.reusablePrefix([...session.tokens, 5])).toBe(40);
-      await expect(session.verifyTreeGreedy([5, 6], [-1, 0])).rejects.toThrow(/compressed KV cache/);
+      await expect(session.verifyTreeGreedy([5, 6], [-1, 0])).rejects.toThrow(/KV policy \(h2o\)/);
       session.truncate(0);
       expect(session.length).toBe(0);
-      expect(session.kvStats).toMatchObject({ keptTokens: 0, evictions: 0 });
+      expect(await session.kvStats()).toMatchObject({ keptTokens: 0, evictions: 0 });
       // Usable again: the same prompt gives the same logits as a fresh session.
       const tokens = randomTokens(12, 15);
       const again = await session.evaluate(tokens);

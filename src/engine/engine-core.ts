@@ -23,8 +23,9 @@ import { Session } from './session';
 
 /**
  * KV-cache compression for a session (docs/KV.md): a policy and its budget in tokens, and the
- * cache's number format. The cache then holds budget + one prefill step of tokens, however long
- * the conversation grows.
+ * cache's number format. Under an eviction policy the cache holds budget + one prefill step of
+ * tokens, however long the conversation grows; under a selection policy (tokenselect,
+ * tidaldecode) it keeps the context and each step attends to `budget` tokens of it.
  */
 export interface KvOptions extends Partial<KvPolicyOptions> {
   /** Number format of the cached K/V (default f32); int8/int4 are quantized per group on write. */
@@ -266,7 +267,8 @@ export class EngineCore {
         let speculative: SpeculativeStats | undefined;
         let result: GenerateResult;
         if (request.speculative) {
-          if (session.compressed) throw new EngineError('unsupported', `speculative decoding on a session with a compressed KV cache (${session.compressed.policy.name}) is not supported yet`);
+          const policy = session.compressed?.policy ?? session.selection?.policy;
+          if (policy) throw new EngineError('unsupported', `speculative decoding on a session with a KV policy (${policy.name}) is not supported yet`);
           const strategy = await this.strategy(request.speculative, session, generateRequest.tokens);
           try {
             const r = await generateSpeculative(decoder, tokenizer, session, generateRequest, strategy, { maxNodes: request.speculative.maxNodes, sizing: request.speculative.sizing ?? 'auto' });
@@ -279,7 +281,7 @@ export class EngineCore {
         }
         return {
           ...result,
-          stats: { ...result.stats, promptTokens: ids.length, cachedPromptTokens: common, kvBytes: session.kvBytes, sessionTokens: session.length, speculative, kv: session.kvStats },
+          stats: { ...result.stats, promptTokens: ids.length, cachedPromptTokens: common, kvBytes: session.kvBytes, sessionTokens: session.length, speculative, kv: await session.kvStats() },
         };
       });
       entry.tail = run.catch(() => undefined);

@@ -13,6 +13,7 @@ import { MAX_TOPK, topk } from '../kernels/topk';
 import type { Decoder, DecoderScratch } from '../models/decoder';
 import { AbortError } from './generate';
 import { CompressedCache, type KvStats } from './kv/compressed-cache';
+import { KeySelection } from './kv/key-selection';
 import { type KvPolicyOptions, createKvPolicy } from './kv/policy';
 
 /** Draft tokens that a kernel writes on the GPU (Token Recycling), with an optional hook after the verify forward. */
@@ -38,7 +39,11 @@ export interface SessionOptions {
   /** Tokens per prefill step (with a KV policy also the cache's room beyond its budget). Default 64. */
   prefillChunk?: number;
   kvFormat?: KvFormat;
-  /** A KV-cache compression policy (src/engine/kv/policy.ts): the cache holds its budget plus one prefill step, and generation is unbounded. */
+  /**
+   * A KV-cache policy (src/engine/kv/policy.ts). An eviction policy's cache holds its budget plus
+   * one prefill step, and generation is unbounded; a selection policy keeps the context length
+   * and attends to `budget` tokens per step.
+   */
   kv?: KvPolicyOptions;
 }
 
@@ -48,8 +53,10 @@ export class Session {
   readonly caches: KvCache[];
   /** The tokens the session has seen, in order; without a KV policy, slot i holds token i. */
   readonly tokens: number[] = [];
-  /** The cache under a compression policy, when the session has one. */
+  /** The cache under an eviction policy, when the session has one. */
   readonly compressed: CompressedCache | null = null;
+  /** Per-step key selection (sparse attention), under a selection policy. */
+  readonly selection: KeySelection | null = null;
   /** u32: where sampling writes the next token id. */
   readonly sampledToken: GPUBuffer;
   private readonly ids: GPUBuffer;
@@ -79,10 +86,11 @@ export class Session {
     } catch (error) {
       throw new GpuError('bad-argument', (error as Error).message);
     }
-    const context = policy ? policy.budget + (options.prefillChunk ?? 64) : options.contextLength ?? Math.min(c.contextLength, 2048);
+    const evicting = policy?.kind === 'evict' ? policy : null;
+    const context = evicting ? evicting.budget + (options.prefillChunk ?? 64) : options.contextLength ?? Math.min(c.contextLength, 2048);
     if (!Number.isInteger(context) || context < 1) throw new GpuError('bad-argument', `bad context length ${options.contextLength}`);
     this.capacity = Math.ceil(context / PAGE) * PAGE;
-    const chunk = Math.min(options.prefillChunk ?? 64, policy ? this.capacity - policy.budget : this.capacity);
+    const chunk = Math.min(options.prefillChunk ?? 64, evicting ? this.capacity - evicting.budget : this.capacity);
     this.pageTable = gpu.upload(identityPageTable(this.capacity), 'page table');
     this.caches = [];
     try {
@@ -94,7 +102,8 @@ export class Session {
       this.pageTable.destroy();
       throw error;
     }
-    if (policy) this.compressed = new CompressedCache(gpu, model, policy, this.caches, this.capacity);
+    if (evicting) this.compressed = new CompressedCache(gpu, model, evicting, this.caches, this.capacity);
+    if (policy?.kind === 'select') this.selection = new KeySelection(gpu, model, policy, this.capacity, chunk);
     this.scratch = model.createScratch(chunk);
     this.ids = gpu.buffer(chunk * 4, 'ids');
     this.positions = gpu.buffer(chunk * 4, 'positions');
@@ -117,8 +126,9 @@ export class Session {
     return this.compressed !== null;
   }
 
-  get kvStats(): KvStats | undefined {
-    return this.compressed?.stats();
+  /** The KV policy's stats (a selection policy reads its latest selection back). */
+  async kvStats(): Promise<KvStats | undefined> {
+    return this.compressed?.stats() ?? this.selection?.stats(this.tokens.length);
   }
 
   /**
@@ -160,7 +170,7 @@ export class Session {
     this.gpu.write(this.positions, Uint32Array.from(piece, (_, i) => position + i));
     this.gpu.write(this.slots, Uint32Array.from(piece, (_, i) => first + i));
     await this.gpu.run((pass) => {
-      const policy = this.compressed?.stepArgs(pass, piece.length) ?? { mask: { kind: 'causal' } as const };
+      const policy = this.compressed?.stepArgs(pass, piece.length) ?? this.selection?.stepArgs(piece.length, first + piece.length) ?? { mask: { kind: 'causal' } as const };
       this.model.forward(pass, this.scratch, this.caches, {
         count: piece.length, ids: this.ids, positions: this.positions, slots: this.slots,
         queryStart: first, kvLen: first + piece.length, logits, ...policy,
@@ -429,7 +439,8 @@ export class Session {
   }
 
   private refuseCompressed(what: string): void {
-    if (this.compressed) throw new GpuError('unsupported', `${what}: speculative decoding on a compressed KV cache (policy ${this.compressed.policy.name}) is not supported`);
+    const policy = this.compressed?.policy ?? this.selection?.policy;
+    if (policy) throw new GpuError('unsupported', `${what}: speculative decoding under a KV policy (${policy.name}) is not supported`);
   }
 
   upload(data: Uint32Array): GPUBuffer {
@@ -438,6 +449,7 @@ export class Session {
 
   destroy(): void {
     this.compressed?.destroy();
+    this.selection?.destroy();
     this.caches.forEach(destroyKvCache);
     for (const b of [this.pageTable, this.treeArgmax, this.treeEnd, this.treeParents, this.kvMoves, this.top1Out, ...Object.values(this.sampling ?? {}), ...Object.values(this.expansion ?? {}), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
   }

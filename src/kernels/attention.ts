@@ -4,7 +4,7 @@
 import { type Binding, type Gpu, check, grid } from '../gpu';
 import {
   type AttentionVariant, FLASH_QUERIES, SPLIT_MAX_CHUNK,
-  flashWgsl, massWgsl, mergePairWgsl, mergeWgsl, noisedLseWgsl, splitWgsl,
+  flashWgsl, massWgsl, mergePairWgsl, mergeWgsl, scoreLseWgsl, splitWgsl,
 } from '../shaders/attention';
 import { type KvCache, kvBindings } from './kv-cache';
 import { bindingBytes } from './matmul';
@@ -193,7 +193,8 @@ export function attention(gpu: Gpu, pass: GPUComputePassEncoder, args: Attention
 
 /**
  * Attention mass per key: mass [kvHeads][stride] f32 (+)= Σ over queries [from, to) and the query
- * heads of each kv head of exp(s − lse), with lse from attention() on the same inputs. The
+ * heads of each kv head of exp(s − lse), with lse from attention() on the same inputs, or, with
+ * no lse given, from a scoring pass here (keys ranked before attention runs, TokenSelect). The
  * stride (default kvLen) lets a policy accumulate over steps whose kvLen grows (stride = capacity).
  *
  * With `noise` (Keyformer, B3) each query's probabilities are those of the noised softmax
@@ -203,7 +204,7 @@ export function attention(gpu: Gpu, pass: GPUComputePassEncoder, args: Attention
 export function attentionMass(
   gpu: Gpu, pass: GPUComputePassEncoder,
   args: Omit<AttentionArgs, 'out' | 'path' | 'splits'> & {
-    lse: Binding; mass: Binding; queryRange?: [number, number]; accumulate?: boolean; massStride?: number;
+    lse?: Binding; mass: Binding; queryRange?: [number, number]; accumulate?: boolean; massStride?: number;
     noise?: { seed: number; temperature: number };
   },
 ): void {
@@ -223,8 +224,10 @@ export function attentionMass(
     check(Number.isInteger(noise.seed) && noise.seed >= 0 && noise.seed < 2 ** 32 && noise.temperature > 0, `attentionMass: bad noise ${JSON.stringify(noise)}`);
     r.params[17] = noise.seed;
     new Float32Array(r.params.buffer)[18] = 1 / noise.temperature;
-    lse = scratchBuffer(gpu, 'noised lse', args.T * args.numHeads * 4);
-    const lsePipeline = gpu.pipeline(`attention-noised-lse-${variantKey(r.variant)}`, () => noisedLseWgsl(r.variant));
+  }
+  if (noise || !lse) {
+    lse = scratchBuffer(gpu, noise ? 'noised lse' : 'score lse', args.T * args.numHeads * 4);
+    const lsePipeline = gpu.pipeline(`attention-${noise ? 'noised' : 'score'}-lse-${variantKey(r.variant)}`, () => scoreLseWgsl(r.variant, !!noise));
     gpu.dispatch(pass, lsePipeline, [args.q, lse, gpu.uniform(r.params), ...commonBindings(args.cache, r.extra)], grid(Math.ceil((args.T * args.numHeads) / 64)));
   }
   const pipeline = gpu.pipeline(`attention-mass-${variantKey(r.variant)}${noise ? '-noised' : ''}`, () => massWgsl(r.variant, !!noise));

@@ -5,7 +5,7 @@
 import type { GGUFFile } from '../formats/gguf-reader';
 import { type Binding, type Gpu, check } from '../gpu';
 import { swiGlu } from '../kernels/activation';
-import { type AttentionMask, attention, attentionMass } from '../kernels/attention';
+import { type AttentionArgs, type AttentionMask, attention, attentionMass } from '../kernels/attention';
 import { addInPlace, copy } from '../kernels/elementwise';
 import { embedding } from '../kernels/embedding';
 import { type KvCache, kvWrite } from '../kernels/kv-cache';
@@ -74,6 +74,18 @@ export interface DecoderStep {
    * (f32 [rows][kvHeads][headDim]), per layer: a policy's sink tokens, placed again later.
    */
   capture?: { k: GPUBuffer[]; v: GPUBuffer[]; rows: number; dstRow: number };
+  /** Per-layer attention masks chosen on the GPU (TokenSelect, TidalDecode); `mask` when absent. */
+  layerAttention?: LayerAttention;
+}
+
+/** A layer's attention inputs, as a sparse attention policy sees them. */
+export type LayerAttentionArgs = Omit<AttentionArgs, 'out' | 'lse' | 'mask' | 'path' | 'splits' | 'keyBias'>;
+
+export interface LayerAttention {
+  /** The mask layer `layer` attends with; may first record a pass that picks the keys. */
+  mask(pass: GPUComputePassEncoder, layer: number, args: LayerAttentionArgs): AttentionMask;
+  /** After the layer's attention, with each query row's log-sum-exp. */
+  after?(pass: GPUComputePassEncoder, layer: number, args: LayerAttentionArgs & { lse: Binding }): void;
 }
 
 export class Decoder {
@@ -149,11 +161,12 @@ export class Decoder {
         copy(gpu, pass, { src: s.k, dst: step.capture.k[l], ...at });
         copy(gpu, pass, { src: s.v, dst: step.capture.v[l], ...at });
       }
-      const attentionArgs = {
-        q: s.q, cache: cache[l], T, numHeads: c.heads,
-        kvLen: step.kvLen, queryStart: step.queryStart, scale: 1 / Math.sqrt(c.headDim), mask: step.mask,
+      const layerArgs: LayerAttentionArgs = {
+        q: s.q, cache: cache[l], T, numHeads: c.heads, kvLen: step.kvLen, queryStart: step.queryStart, scale: 1 / Math.sqrt(c.headDim),
       };
+      const attentionArgs = { ...layerArgs, mask: step.layerAttention?.mask(pass, l, layerArgs) ?? step.mask };
       attention(gpu, pass, { ...attentionArgs, out: s.attn, lse: s.lse });
+      step.layerAttention?.after?.(pass, l, { ...layerArgs, lse: s.lse });
       if (step.mass) {
         const { buffers, stride, rows, accumulate, noise } = step.mass;
         attentionMass(gpu, pass, { ...attentionArgs, lse: s.lse, mass: buffers[l], massStride: stride, queryRange: rows, accumulate, noise });

@@ -159,6 +159,11 @@ export interface LlamaForwardHooks {
   visible?(layer: number, pos: number): VisibleKeys;
   /** Each query head's attention probabilities over those keys, and the scaled scores they came from. */
   observe?(layer: number, pos: number, keys: number[], probs: Float64Array[], scores: Float64Array[]): void;
+  /**
+   * Sparse attention (key selection): per kv head, which of the visible keys the query attends to,
+   * chosen after seeing the full attention probabilities; null attends to all of them.
+   */
+  restrict?(layer: number, pos: number, keys: number[], probs: Float64Array[]): boolean[][] | null;
 }
 
 /**
@@ -190,7 +195,6 @@ export function llamaForward(model: LlamaReferenceModel, tokens: readonly number
         return k;
       });
 
-      const attn = new Float64Array(c.nHead * headDim);
       const scale = 1 / Math.sqrt(headDim);
       const probs: Float64Array[] = [];
       const rawScores: Float64Array[] = [];
@@ -207,13 +211,22 @@ export function llamaForward(model: LlamaReferenceModel, tokens: readonly number
         rawScores.push(scores.slice());
         let sum = 0;
         for (let i = 0; i < scores.length; i++) { scores[i] = Math.exp(scores[i]! - max); sum += scores[i]!; }
-        seen.keys.forEach((t, i) => {
-          const p = (scores[i]! /= sum);
-          const vt = values[l]![t]!;
-          for (let d = 0; d < headDim; d++) attn[head * headDim + d] += p * vt[kvHead * headDim + d]!;
-        });
+        for (let i = 0; i < scores.length; i++) scores[i]! /= sum;
         probs.push(scores);
       }
+      // A softmax over a subset of keys is the full one restricted to them and renormalised.
+      const chosen = hooks.restrict?.(l, pos, seen.keys, probs) ?? null;
+      const attn = new Float64Array(c.nHead * headDim);
+      probs.forEach((p, head) => {
+        const kvHead = Math.floor(head / group);
+        const weights = chosen ? p.map((x, i) => (chosen[kvHead]![i] ? x : 0)) : p;
+        const total = weights.reduce((a, x) => a + x, 0);
+        seen.keys.forEach((t, i) => {
+          const w = weights[i]! / total;
+          const vt = values[l]![t]!;
+          for (let d = 0; d < headDim; d++) attn[head * headDim + d] += w * vt[kvHead * headDim + d]!;
+        });
+      });
       hooks.observe?.(l, pos, seen.keys, probs, rawScores);
       const o = matVec(layer.wo, attn);
       x = x.map((xv, i) => xv + o[i]!);

@@ -381,11 +381,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 /**
- * Log-sum-exp of each query row's noised scores (s + g) / τ over the keys it sees (Keyformer, B3):
- * the normaliser of the noised softmax that massWgsl(v, true) accumulates. One thread per row.
+ * Log-sum-exp of each query row's scores over the keys it sees, without attention's output: the
+ * normaliser for attentionMass when no attention pass ran (TokenSelect scores keys before it
+ * attends), or, `noised`, of the noised scores (s + g) / τ (Keyformer, B3). One thread per row.
  * Bindings: q, lse, params, then the common ones.
  */
-export function noisedLseWgsl(v: AttentionVariant): string {
+export function scoreLseWgsl(v: AttentionVariant, noised: boolean): string {
   const common = attentionCommonWgsl(v, 3);
   return /* wgsl */ `
 ${paramsWgsl}
@@ -393,7 +394,7 @@ ${paramsWgsl}
 @group(0) @binding(1) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
 ${common.code}
-${gumbelWgsl}
+${noised ? gumbelWgsl : ''}
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -412,7 +413,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let phys = physical_slot(slot);
     var s = bias_of(slot);
     for (var d = 0u; d < D4; d++) { s += dot(q[row * D4 + d] * params.scale, load_k(phys, kv_head, d)); }
-    s = (s + gumbel(qs, head, slot)) * params.noise_inv_tau;
+    ${noised ? 's = (s + gumbel(qs, head, slot)) * params.noise_inv_tau;' : ''}
     if (s > m) { l = l * exp(m - s) + 1.0; m = s; } else { l += exp(s - m); }
   }
   lse[row] = select(NEG_INF, m + log(l), l > 0.0);

@@ -24,6 +24,11 @@ export interface KvStats {
   evictions: number;
   /** Positions in the text of the tokens the first layer keeps, in cache order (other layers may keep others). */
   keptPositions: number[];
+  /**
+   * Selection policies (nothing evicted): steps run, those that attended sparsely, and the
+   * positions the latest one attended to (first selecting layer, first kv head).
+   */
+  selected?: { steps: number; sparseSteps: number; positions: number[] };
 }
 
 const ALIGN = 256;

@@ -6,10 +6,14 @@
 //
 // Positions: a kept key keeps the RoPE rotation of its original position, so distances between
 // kept tokens stay true, except for sink tokens, which streaming policies move (see sinkPositions).
+//
+// Selection policies (TokenSelect, TidalDecode) evict nothing: the whole cache stays, and each step
+// attends to a subset of it, chosen on the GPU (src/engine/kv/key-selection.ts). Positions never
+// change. Their budget is the number of tokens a step attends to.
 import type { AttentionMask } from '../../kernels/attention';
 
-export type KvPolicyName = 'full' | 'streaming-llm' | 'lm-infinite' | 'h2o' | 'keyformer' | 'snapkv';
-export const KV_POLICIES: readonly KvPolicyName[] = ['full', 'streaming-llm', 'lm-infinite', 'h2o', 'keyformer', 'snapkv'];
+export type KvPolicyName = 'full' | 'streaming-llm' | 'lm-infinite' | 'h2o' | 'keyformer' | 'snapkv' | 'tokenselect' | 'tidaldecode';
+export const KV_POLICIES: readonly KvPolicyName[] = ['full', 'streaming-llm', 'lm-infinite', 'h2o', 'keyformer', 'snapkv', 'tokenselect', 'tidaldecode'];
 
 export interface KvPolicyOptions {
   policy: KvPolicyName;
@@ -43,6 +47,7 @@ export interface KvState {
 }
 
 export interface KvPolicy {
+  readonly kind: 'evict';
   readonly name: KvPolicyName;
   readonly budget: number;
   /** The attention mask of every step. */
@@ -70,6 +75,7 @@ export interface KvPolicy {
 
 /** Keeps slots [0, sinks) and the last budget − sinks: StreamingLLM (B1) and LM-Infinite (B2). */
 class StreamingPolicy implements KvPolicy {
+  readonly kind = 'evict';
   readonly mask: AttentionMask;
 
   constructor(readonly name: 'streaming-llm' | 'lm-infinite', readonly budget: number, readonly sinks: number) {
@@ -105,6 +111,7 @@ class StreamingPolicy implements KvPolicy {
  * mass summed): K/V move as whole slots. The papers select per head.
  */
 class MassPolicy implements KvPolicy {
+  readonly kind = 'evict';
   readonly mask: AttentionMask = { kind: 'causal' };
   readonly sinks = 0;
   readonly massRows: KvPolicy['massRows'];
@@ -140,6 +147,53 @@ class MassPolicy implements KvPolicy {
   }
 }
 
+/**
+ * What a layer does under a selection policy: attend to everything ('full'); attend to everything,
+ * then rank the keys by that attention's mass for the layers after it ('full-select', TidalDecode's
+ * selection layers); rank the keys by its own queries first and attend to the best ('select',
+ * TokenSelect); or attend to what the latest 'full-select' layer chose ('sparse').
+ */
+export type LayerRole = 'full' | 'full-select' | 'select' | 'sparse';
+
+/**
+ * Per-step top-k attention over a cache that keeps everything: TokenSelect (B6) and TidalDecode
+ * (B7). A step attends to the sinks, the `recent` latest tokens (and always its own), and the topK
+ * keys with the most attention mass; one selection per kv head.
+ */
+export interface SelectionPolicy {
+  readonly kind: 'select';
+  readonly name: 'tokenselect' | 'tidaldecode';
+  /** Tokens a step attends to: sinks + topK + recent. Below that much context, attention is full. */
+  readonly budget: number;
+  readonly sinks: number;
+  readonly recent: number;
+  readonly topK: number;
+  /** Per layer. */
+  roles(layers: number): LayerRole[];
+}
+
+class TopKSelection implements SelectionPolicy {
+  readonly kind = 'select';
+  readonly topK: number;
+
+  constructor(readonly name: 'tokenselect' | 'tidaldecode', readonly budget: number, readonly sinks: number, readonly recent: number) {
+    this.topK = budget - sinks - recent;
+  }
+
+  roles(layers: number): LayerRole[] {
+    if (this.name === 'tokenselect') return Array.from({ length: layers }, () => 'select');
+    // TidalDecode's defaults for 32 layers: full attention below layer 2, the selection at layer 1
+    // used by the layers after it, and a re-selection (full attention) at layer 13. Scaled to depth.
+    const sparseStart = Math.max(1, Math.round((2 * layers) / 32));
+    const correction = Math.round((13 * layers) / 32);
+    return Array.from({ length: layers }, (_, l) => {
+      if (l < sparseStart - 1) return 'full';
+      if (l === sparseStart - 1 || (l === correction && correction > sparseStart)) return 'full-select';
+      return 'sparse';
+    });
+  }
+}
+
 function range(from: number, to: number): number[] {
   return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
 }
@@ -157,7 +211,7 @@ export function maxPool(x: ArrayLike<number>, width: number): Float64Array {
 }
 
 /** The policy for `options`, checked; null for 'full' (no compression). */
-export function createKvPolicy(options: KvPolicyOptions): KvPolicy | null {
+export function createKvPolicy(options: KvPolicyOptions): KvPolicy | SelectionPolicy | null {
   const { policy } = options;
   if (!KV_POLICIES.includes(policy)) throw new RangeError(`unknown KV policy ${JSON.stringify(policy)}; choose one of ${KV_POLICIES.join(', ')}`);
   if (policy === 'full') return null;
@@ -183,6 +237,12 @@ export function createKvPolicy(options: KvPolicyOptions): KvPolicy | null {
       const pool = options.pool ?? 7;
       if (!Number.isInteger(pool) || pool < 1 || pool % 2 === 0) throw new RangeError(`SnapKV pool width must be a positive odd integer, got ${pool}`);
       return new MassPolicy(policy, budget, positive(options.recent ?? Math.min(16, budget >> 1), 'observation window', budget - 1), pool);
+    }
+    case 'tokenselect':
+    case 'tidaldecode': {
+      const sinks = positive(options.sinks ?? 4, 'sinks', budget - 2);
+      const recent = positive(options.recent ?? Math.floor(budget / 4), 'recent window', budget - sinks - 1);
+      return new TopKSelection(policy, budget, sinks, recent);
     }
   }
 }

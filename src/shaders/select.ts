@@ -1,0 +1,96 @@
+// Sorted top-k selection over long rows (K9 for sparse attention): per row, the indices of the k
+// largest values plus every index in [0, first) and [n − last, n), written in ascending order,
+// the form block-sparse attention reads (TokenSelect, TidalDecode, InfLLM). k may be anything up
+// to n, unlike topk's register lists (k <= 16).
+//
+// One workgroup per row. Values become order keys (forced indices get the largest key, NaN the
+// smallest); the k-th largest key is found bit by bit from the top (32 counting rounds, each one
+// workgroup sum); then each thread, owning a contiguous run of indices, writes its selected
+// indices at an offset given by a prefix sum over threads. Ties at the threshold go to the lower
+// indices, as in topk.
+import { ROW_WORKGROUP, enableSubgroups, initLanes, laneBuiltins, reduceCommon, workgroupReduce } from './workgroup-reduce';
+
+export function selectWgsl(subgroups: boolean): string {
+  return /* wgsl */ `
+${enableSubgroups(subgroups)}
+struct Params {
+  rows: u32,
+  n: u32,          // candidates per row
+  stride: u32,     // row stride of x
+  k: u32,          // best values to select besides the forced ones
+  first: u32,      // indices [0, first) are always selected
+  last: u32,       // indices [n - last, n) are always selected
+  out_stride: u32, // row stride of out
+}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+@group(0) @binding(2) var<storage, read_write> counts: array<u32>;
+@group(0) @binding(3) var<uniform> params: Params;
+${reduceCommon()}
+${workgroupReduce('count_sum', 'Count', [{ name: 'n', type: 'u32', op: 'sum' }], subgroups)}
+const WG = ${ROW_WORKGROUP}u;
+var<workgroup> per_thread: array<u32, ${ROW_WORKGROUP}>;
+
+fn key_at(base: u32, i: u32) -> u32 {
+  if (i < params.first || i + params.last >= params.n) { return 0xffffffffu; }
+  let v = x[base + i];
+  if (is_nan(v)) { return 0u; }
+  return order_key(v);
+}
+
+// Sum of per_thread over the threads before this one (every thread must call it).
+fn before_me(value: u32, lid: u32) -> u32 {
+  workgroupBarrier();
+  per_thread[lid] = value;
+  workgroupBarrier();
+  var sum = 0u;
+  for (var j = 0u; j < lid; j++) { sum += per_thread[j]; }
+  return sum;
+}
+
+@compute @workgroup_size(${ROW_WORKGROUP})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>${laneBuiltins(subgroups)}) {
+  ${initLanes(subgroups)}
+  let row = wid.x + wid.y * groups.x;
+  if (row >= params.rows) { return; } // uniform across the workgroup
+  let n = params.n;
+  let base = row * params.stride;
+  let forced = min(n, params.first + params.last);
+  let want = min(n, forced + params.k);
+  let chunk = (n + WG - 1u) / WG;
+  let begin = min(n, lid * chunk);
+  let end = min(n, begin + chunk);
+
+  // The largest t with at least \`want\` keys >= t: the want-th largest key.
+  var t = 0u;
+  for (var bit = 31i; bit >= 0i; bit--) {
+    let candidate = t | (1u << u32(bit));
+    var mine = 0u;
+    for (var i = begin; i < end; i++) { mine += select(0u, 1u, key_at(base, i) >= candidate); }
+    if (count_sum(Count(mine)).n >= want) { t = candidate; }
+  }
+
+  var above = 0u;
+  var ties = 0u;
+  for (var i = begin; i < end; i++) {
+    let key = key_at(base, i);
+    above += select(0u, 1u, key > t);
+    ties += select(0u, 1u, key == t);
+  }
+  let take = want - count_sum(Count(above)).n; // ties to select, lowest indices first
+  let ties_before = before_me(ties, lid);
+  let my_ties = min(ties, take - min(take, ties_before));
+  var at = row * params.out_stride + before_me(above + my_ties, lid);
+  var tie_rank = ties_before;
+  for (var i = begin; i < end; i++) {
+    let key = key_at(base, i);
+    if (key > t || (key == t && tie_rank < take)) {
+      out[at] = i;
+      at++;
+    }
+    tie_rank += select(0u, 1u, key == t);
+  }
+  if (lid == 0u) { counts[row] = want; }
+}
+`;
+}
