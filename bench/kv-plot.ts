@@ -47,7 +47,8 @@ ${legend.join('\n')}
 
 /** Points from the quality table written by bench/kv.ts (cache | budget | memory saved | perplexity | vs full | top-1). */
 export function pointsFromTable(markdown: string): KvPoint[] {
-  const section = markdown.split('## Quality against memory')[1]?.split('\n## ')[0] ?? '';
+  // Memory-saving rows only: the selection policies' subsection (`### `) saves no memory.
+  const section = markdown.split('## Quality against memory')[1]?.split('\n## ')[0]?.split('\n### ')[0] ?? '';
   return section.split('\n').filter((l) => /^\| .* \| \d+\.\d+% \|$/.test(l)).map((line) => {
     const cells = line.split('|').slice(1, -1).map((c) => c.trim());
     return { label: cells[0], ratio: Number(cells[2].replace(/x$/, '')), change: cells[4], agreement: Number(cells[5].replace(/%$/, '')) / 100 };

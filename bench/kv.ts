@@ -3,10 +3,13 @@
 //    4x and 8x less KV memory than the full window, and with int8/int4 caches;
 // 2. retrieval: a phrase planted far back and repeated at the end, where the model can only
 //    predict it by copying from the cache; accuracy against distance and budget;
-// 3. attention time and KV bytes of one decoding step against context length, full vs compressed.
+// 3. attention time and KV bytes of one decoding step against context length, full vs compressed,
+//    and the step of the selection policies (TokenSelect scores every key, then reads its budget).
 // Writes bench/results/kv-<adapter>.md and a plot of top-1 agreement against memory (.svg, bench/kv-plot.ts).
 //
 //   npx tsx bench/kv.ts [--windows=1] [--trials=1] [--only=<regex>] [--model=models/target.q8_0.gguf]
+//
+// With --only the results go to kv-<adapter>-only.md (or kv-<adapter>-<name>.md with --name=<name>).
 //
 // About an hour on SwiftShader with 2 cores (each configuration teacher-forces every window).
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -14,7 +17,8 @@ import { availableParallelism } from 'node:os';
 import { Session, type SessionOptions } from '../src/engine/session';
 import { readGGUF } from '../src/formats/gguf-reader';
 import { requestGpu } from '../src/gpu';
-import { attention } from '../src/kernels/attention';
+import { attention, attentionMass } from '../src/kernels/attention';
+import { selectTopK } from '../src/kernels/select';
 import { type KvFormat, PAGE, createKvCache, destroyKvCache, identityPageTable, kvWrite } from '../src/kernels/kv-cache';
 import { Decoder } from '../src/models/decoder';
 import { Tokenizer } from '../src/tokenizer';
@@ -40,7 +44,8 @@ const text = tokenizer.encode(readFileSync('bench/data/held-out.txt', 'utf8'), {
 if (text.length < 4 * 512) throw new Error(`bench/data/held-out.txt gives only ${text.length} tokens`);
 const log = (line: string) => console.log(line);
 
-interface Config { label: string; options: SessionOptions; ratio: number }
+/** ratio: KV memory saved, or for a selection policy (which keeps the whole cache), context over tokens attended. */
+interface Config { label: string; options: SessionOptions; ratio: number; selection?: boolean }
 const full: SessionOptions = { contextLength: WINDOW, prefillChunk: STEP };
 const budgetFor = (ratio: number) => WINDOW / ratio - STEP;
 const configs: Config[] = [{ label: 'full cache, f32', options: full, ratio: 1 }];
@@ -54,6 +59,10 @@ for (const ratio of [4, 8]) {
     { label: 'Keyformer, half recent, τ 1→2 over 512', options: { prefillChunk: STEP, kv: { policy: 'keyformer', budget, horizon: 512 } }, ratio },
     { label: 'SnapKV, window 16, pool 7', options: { prefillChunk: STEP, kv: { policy: 'snapkv', budget } }, ratio },
   );
+  // Selection policies attend to WINDOW / ratio tokens per step (4 sinks, a quarter recent, the rest top-k).
+  for (const [policy, label] of [['tokenselect', 'TokenSelect'], ['tidaldecode', 'TidalDecode']] as const) {
+    configs.push({ label: `${label}, attends ${WINDOW / ratio}`, options: { contextLength: WINDOW, prefillChunk: STEP, kv: { policy, budget: WINDOW / ratio } }, ratio, selection: true });
+  }
 }
 for (const format of ['f16', 'int8', 'int4'] as KvFormat[]) configs.push({ label: `full cache, ${format}`, options: { ...full, kvFormat: format }, ratio: ratioOf(format) });
 configs.push(
@@ -98,6 +107,7 @@ const started = performance.now();
 const pieces = Array.from({ length: windows }, (_, w) => text.slice(w * WINDOW, (w + 1) * WINDOW));
 const fullArgmax: number[][] = [];
 const quality: string[] = [];
+const selectionQuality: string[] = [];
 let fullPerplexity = 0;
 for (const config of configs) {
   let nll = 0, count = 0, agree = 0;
@@ -114,8 +124,9 @@ for (const config of configs) {
   if (config === configs[0]) fullPerplexity = perplexity;
   const increase = perplexity / fullPerplexity - 1;
   const kv = config.options.kv;
-  quality.push(`| ${config.label} | ${kv ? kv.budget : WINDOW} | ${config.ratio.toFixed(2)}x | ${perplexity.toFixed(2)} | ${config === configs[0] ? '-' : `${increase >= 0 ? '+' : ''}${(increase * 100).toFixed(1)}%`} | ${config === configs[0] ? '-' : `${((agree / count) * 100).toFixed(1)}%`} |`);
-  log(quality.at(-1)!);
+  const table = config.selection ? selectionQuality : quality;
+  table.push(`| ${config.label} | ${kv ? kv.budget : WINDOW} | ${config.ratio.toFixed(2)}x | ${perplexity.toFixed(2)} | ${config === configs[0] ? '-' : `${increase >= 0 ? '+' : ''}${(increase * 100).toFixed(1)}%`} | ${config === configs[0] ? '-' : `${((agree / count) * 100).toFixed(1)}%`} |`);
+  log(table.at(-1)!);
 }
 
 // 2. Retrieval: a phrase of 12 held-out tokens, then `distance` tokens of other held-out text, then
@@ -149,11 +160,14 @@ for (const config of retrievalConfigs) {
 }
 
 // 3. One decoding step's attention (all heads of one layer) against context length: the full
-// cache reads every token, a compressed one its budget + room (here 112 + 16).
+// cache reads every token, a compressed one its budget + room (here 112 + 16). A selection step
+// keeps the full cache: TokenSelect's layers score every key (K only), select 128 and attend to
+// them; TidalDecode's sparse layers only attend to the 128 their selection layer chose.
 const timing: string[] = [];
+const ATTENDED = 128;
 for (const context of [512, 2048, 8192]) {
   const row: string[] = [];
-  for (const kvLen of [context, 128]) {
+  for (const kvLen of [context, ATTENDED]) {
     const capacity = Math.ceil(kvLen / PAGE) * PAGE;
     const pageTable = gpu.upload(identityPageTable(capacity));
     const cache = createKvCache(gpu, { capacity, kvHeads: c.kvHeads, headDim: c.headDim, format: 'f32', pageTable });
@@ -162,12 +176,30 @@ for (const context of [512, 2048, 8192]) {
     await gpu.run((pass) => kvWrite(gpu, pass, { cache, k: values, v: values, slots, count: kvLen }));
     const q = gpu.upload(Float32Array.from({ length: c.heads * c.headDim }, (_, i) => Math.cos(i)));
     const out = gpu.buffer(c.heads * c.headDim * 4);
-    const t = await timeGpu(gpu, (pass) => attention(gpu, pass, { q, cache, out, T: 1, numHeads: c.heads, kvLen, queryStart: kvLen - 1, scale: 1 / Math.sqrt(c.headDim), mask: { kind: 'causal' } }), { samples: 3 });
+    const step = { q, cache, T: 1, numHeads: c.heads, kvLen, queryStart: kvLen - 1, scale: 1 / Math.sqrt(c.headDim) };
+    const t = await timeGpu(gpu, (pass) => attention(gpu, pass, { ...step, out, mask: { kind: 'causal' } }), { samples: 3 });
     row.push(t.ms.toFixed(3), `${((cache.bytes * c.layers) / 1024).toFixed(0)} KiB`);
+    if (kvLen === context) {
+      const mass = gpu.buffer(c.kvHeads * kvLen * 4);
+      const lists = gpu.buffer(c.kvHeads * ATTENDED * 4);
+      const counts = gpu.buffer(c.kvHeads * 4);
+      const sparse = { kind: 'block-sparse', blocks: lists, counts, blockSize: 1, maxBlocks: ATTENDED } as const;
+      const select = (pass: GPUComputePassEncoder) => {
+        attentionMass(gpu, pass, { ...step, mask: { kind: 'causal' }, mass });
+        selectTopK(gpu, pass, { x: mass, rows: c.kvHeads, n: kvLen, k: ATTENDED - 36, first: 4, last: 32, out: lists, counts, outStride: ATTENDED });
+      };
+      await gpu.run(select);
+      const tokenSelect = await timeGpu(gpu, (pass) => { select(pass); attention(gpu, pass, { ...step, out, mask: sparse }); }, { samples: 3 });
+      const tidalSparse = await timeGpu(gpu, (pass) => attention(gpu, pass, { ...step, out, mask: sparse }), { samples: 3 });
+      row.push(tokenSelect.ms.toFixed(3), tidalSparse.ms.toFixed(3));
+      for (const b of [mass, lists, counts]) b.destroy();
+    }
     destroyKvCache(cache);
     for (const b of [pageTable, values, slots, q, out]) b.destroy();
   }
-  timing.push(`| ${context} | ${row[0]} | ${row[1]} | ${row[2]} | ${row[3]} | ${(Number(row[0]) / Number(row[2])).toFixed(1)}x |`);
+  const [fullMs, fullKv, tokenSelectMs, tidalMs, compressedMs, compressedKv] = row;
+  const ratio = (a: string, b: string) => `${(Number(a) / Number(b)).toFixed(1)}x`;
+  timing.push(`| ${context} | ${fullMs} | ${fullKv} | ${compressedMs} | ${compressedKv} | ${ratio(fullMs, compressedMs)} | ${tokenSelectMs} (${ratio(fullMs, tokenSelectMs)}) | ${tidalMs} (${ratio(fullMs, tidalMs)}) |`);
   log(timing.at(-1)!);
 }
 decoder.destroy();
@@ -190,6 +222,16 @@ argmax agrees with the full f32 cache's. The goal: 4x smaller at no more than +2
 |---|---:|---:|---:|---:|---:|
 ${quality.join('\n')}
 
+### Selection policies
+
+TokenSelect and TidalDecode keep the whole cache (no memory saved) and attend to their budget of it per step: 4 sinks, a
+recent quarter of the budget (at least the step's own ${STEP} tokens), and the top-k keys by attention mass, per kv head.
+"Attended" is the context over the tokens attended at the end of the window.
+
+| policy | attended per step | context / attended | perplexity | vs full | top-1 agreement |
+|---|---:|---:|---:|---:|---:|
+${selectionQuality.join('\n')}
+
 ## Retrieval
 
 A 12-token held-out phrase, then N tokens of other held-out text, then the phrase again: top-1 accuracy on its tokens after
@@ -202,13 +244,15 @@ ${retrieval.join('\n')}
 ## One decoding step's attention against context length
 
 One layer's attention for one query (all ${c.heads} heads), f32 cache; KV bytes for all ${c.layers} layers. A compressed cache
-reads its budget and room (128 tokens here) whatever the context.
+reads its budget and room (128 tokens here) whatever the context. Selection policies keep the full cache: a TokenSelect layer
+scores every key (reading K, not V), selects 128 and attends to them; a TidalDecode sparse layer attends to the 128 its
+selection layer chose (its selection layers cost a full attention plus the scoring).
 
-| context | full: ms | full: KV | compressed: ms | compressed: KV | full / compressed time |
-|---|---:|---:|---:|---:|---:|
+| context | full: ms | full: KV | compressed: ms | compressed: KV | full / compressed time | TokenSelect layer: ms (speed-up) | TidalDecode sparse layer: ms (speed-up) |
+|---|---:|---:|---:|---:|---:|---:|---:|
 ${timing.join('\n')}
 `;
-const out = `bench/results/kv-${slug}${only ? '-only' : ''}`;
+const out = `bench/results/kv-${slug}${only ? `-${arg('name', 'only')}` : ''}`;
 writeFileSync(`${out}.md`, markdown);
 writeFileSync(`${out}.svg`, kvPlot(pointsFromTable(markdown), `KV-cache compression on ${gpu.adapterDescription}: top-1 agreement against memory saved`));
 console.log(`\nwrote ${out}.md and .svg`);

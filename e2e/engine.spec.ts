@@ -144,6 +144,7 @@ test.describe('demo page', () => {
     const cases: Array<{ policy: string; quantization: string }> = [
       { policy: 'streaming-llm', quantization: 'f32' }, { policy: 'lm-infinite', quantization: 'f32' },
       { policy: 'h2o', quantization: 'int8' }, { policy: 'keyformer', quantization: 'int4' }, { policy: 'snapkv', quantization: 'f32' },
+      { policy: 'tokenselect', quantization: 'f32' }, { policy: 'tidaldecode', quantization: 'int8' },
     ];
     const engine = createEngine({ worker: false });
     try {
@@ -159,10 +160,18 @@ test.describe('demo page', () => {
         const want = await engine.generate({ prompt: PROMPT, maxTokens: 32, temperature: 0, session }).result;
         await engine.deleteSession(session);
         expect(reply.tokens, policy).toEqual(want.tokens);
-        expect(want.stats.kv!.evictions, policy).toBeGreaterThan(0);
         await expect(page.locator('#kv-status')).toContainText(`${policy}: `);
-        await expect(page.locator('#kv-status')).toContainText(/[1-9]\d* evicted/);
-        expect(Number(await page.locator('#kv-positions').getAttribute('data-kept')), policy).toBe(want.stats.kv!.keptTokens);
+        const selected = want.stats.kv!.selected;
+        if (selected) {
+          // Selection policies evict nothing; past the budget each step attends to 16 tokens.
+          expect(selected.sparseSteps, policy).toBeGreaterThan(0);
+          expect(selected.positions, policy).toHaveLength(16);
+          await expect(page.locator('#kv-status')).toContainText(/attended to 16; [1-9]\d* of \d+ steps sparse/);
+        } else {
+          expect(want.stats.kv!.evictions, policy).toBeGreaterThan(0);
+          await expect(page.locator('#kv-status')).toContainText(/[1-9]\d* evicted/);
+        }
+        expect(Number(await page.locator('#kv-positions').getAttribute('data-kept')), policy).toBe(selected?.positions.length ?? want.stats.kv!.keptTokens);
         await expect(page.locator('#kv-chart canvas')).toHaveCount(1);
       }
     } finally {

@@ -235,6 +235,26 @@ describe('Engine (in-thread)', () => {
     expect((await engine.generate({ prompt, maxTokens: 12, temperature: 0, session }).result).tokens.length).toBeGreaterThan(0);
   });
 
+  it('a session with a selection policy keeps its context, attends to its budget, rolls back to any prefix, and refuses speculation', async () => {
+    if (!(await engine.info())) await engine.load(model);
+    const session = await engine.createSession({ kv: { policy: 'tidaldecode', budget: 16 }, prefillChunk: 8 });
+    const ids = [1, 300, 301, 302, 303, 304, 305, 306, 307, 308, 309, 310, 311];
+    const first = await engine.generate({ tokens: ids, maxTokens: 30, temperature: 0, session }).result;
+    const { kv } = first.stats;
+    expect(kv).toMatchObject({ policy: 'tidaldecode', budget: 16, evictions: 0, keptTokens: first.stats.sessionTokens });
+    expect(kv!.selected!.sparseSteps).toBeGreaterThan(0);
+    expect(kv!.selected!.positions).toHaveLength(16);
+    // Rolling back to part of the conversation is allowed (nothing was evicted): the same prefix gives the same reply.
+    const again = await engine.generate({ tokens: [...ids.slice(0, 6), 350], maxTokens: 30, temperature: 0, session }).result;
+    expect(again.stats.cachedPromptTokens).toBe(6);
+    const fresh = await engine.createSession({ kv: { policy: 'tidaldecode', budget: 16 }, prefillChunk: 8 });
+    const want = await engine.generate({ tokens: [...ids.slice(0, 6), 350], maxTokens: 30, temperature: 0, session: fresh }).result;
+    expect(again.tokens).toEqual(want.tokens);
+    await engine.deleteSession(fresh);
+    expect(await kindOf(engine.generate({ prompt, maxTokens: 4, session, speculative: { strategy: 'prompt-lookup' } }).result)).toBe('unsupported');
+    expect(await kindOf(engine.createSession({ kv: { policy: 'tokenselect', budget: 16, sinks: 4, recent: 12 } }))).toBe('bad-request');
+  });
+
   it('after the device is lost, requests say so, and the next load gets a new device', async () => {
     const core = new EngineCore();
     try {
