@@ -248,7 +248,7 @@ function showKv(r: CompletionResult): void {
   $('kv-status').textContent = !s.kv
     ? `full cache: ${s.sessionTokens} tokens, ${(s.kvBytes / 2 ** 20).toFixed(2)} MiB`
     : selected
-      ? `${s.kv.policy}: ${s.kv.keptTokens} tokens cached, the last step attended to ${selected.positions.length}; ${selected.sparseSteps} of ${selected.steps} steps sparse; ${(s.kvBytes / 2 ** 20).toFixed(2)} MiB`
+      ? `${s.kv.policy}: ${s.kv.keptTokens} tokens cached, the last step attended to ${selected.positions.length}; ${selected.sparseSteps} of ${selected.steps} steps sparse${selected.cache ? `, scores reused in ${selected.cache.hits} of ${selected.cache.hits + selected.cache.misses} layer-steps` : ''}; ${(s.kvBytes / 2 ** 20).toFixed(2)} MiB`
       : `${s.kv.policy}: ${s.kv.keptTokens} tokens kept, ${s.kv.evictedTokens} evicted in ${s.kv.evictions} evictions; ${(s.kvBytes / 2 ** 20).toFixed(2)} MiB`;
   const canvas = $<HTMLCanvasElement>('kv-positions');
   const context = canvas.getContext('2d')!;

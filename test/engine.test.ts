@@ -237,17 +237,18 @@ describe('Engine (in-thread)', () => {
 
   it('a session with a selection policy keeps its context, attends to its budget, rolls back to any prefix, and refuses speculation', async () => {
     if (!(await engine.info())) await engine.load(model);
-    const session = await engine.createSession({ kv: { policy: 'tidaldecode', budget: 16 }, prefillChunk: 8 });
+    const session = await engine.createSession({ kv: { policy: 'tokenselect', budget: 16 }, prefillChunk: 8 });
     const ids = [1, 300, 301, 302, 303, 304, 305, 306, 307, 308, 309, 310, 311];
     const first = await engine.generate({ tokens: ids, maxTokens: 30, temperature: 0, session }).result;
     const { kv } = first.stats;
-    expect(kv).toMatchObject({ policy: 'tidaldecode', budget: 16, evictions: 0, keptTokens: first.stats.sessionTokens });
+    expect(kv).toMatchObject({ policy: 'tokenselect', budget: 16, evictions: 0, keptTokens: first.stats.sessionTokens });
+    expect(kv!.selected!.cache!.hits + kv!.selected!.cache!.misses).toBe(2 * kv!.selected!.sparseSteps); // each layer, each sparse step
     expect(kv!.selected!.sparseSteps).toBeGreaterThan(0);
     expect(kv!.selected!.positions).toHaveLength(16);
     // Rolling back to part of the conversation is allowed (nothing was evicted): the same prefix gives the same reply.
     const again = await engine.generate({ tokens: [...ids.slice(0, 6), 350], maxTokens: 30, temperature: 0, session }).result;
     expect(again.stats.cachedPromptTokens).toBe(6);
-    const fresh = await engine.createSession({ kv: { policy: 'tidaldecode', budget: 16 }, prefillChunk: 8 });
+    const fresh = await engine.createSession({ kv: { policy: 'tokenselect', budget: 16 }, prefillChunk: 8 });
     const want = await engine.generate({ tokens: [...ids.slice(0, 6), 350], maxTokens: 30, temperature: 0, session: fresh }).result;
     expect(again.tokens).toEqual(want.tokens);
     await engine.deleteSession(fresh);

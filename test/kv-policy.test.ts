@@ -89,32 +89,52 @@ function referenceWithPolicy(model: LlamaReferenceModel, tokens: number[], polic
  * The reference for selection policies: full attention probabilities per query, and where the
  * policy attends sparsely, per kv head the sinks, the recent window and the topK keys with the
  * most mass (summed over the kv head's query heads; ties to the earlier token). TokenSelect ranks
- * with each layer's own probabilities; TidalDecode with those of its selection layers.
+ * with each layer's own probabilities, or, while its query stays within the reuse threshold's
+ * cosine similarity of the one that last ranked, with those older scores (zero for newer keys);
+ * TidalDecode ranks with the probabilities of its selection layers.
  */
 function referenceWithSelection(model: LlamaReferenceModel, tokens: number[], policy: SelectionPolicy) {
   const c = model.config;
   const group = c.nHead / c.nHeadKv;
   const roles = policy.roles(c.nLayer);
-  const choose = (probs: Float64Array[], n: number): boolean[][] =>
-    Array.from({ length: c.nHeadKv }, (_, h) => {
-      const mass = new Float64Array(n);
-      for (let head = h * group; head < (h + 1) * group; head++) probs[head].forEach((p, i) => { mass[i] += p; });
-      const chosen = Array.from({ length: n }, (_, i) => i < policy.sinks || i >= n - policy.recent);
-      const others = Array.from({ length: n }, (_, i) => i).filter((i) => !chosen[i]);
-      others.sort((a, b) => mass[b] - mass[a] || a - b).slice(0, policy.topK).forEach((i) => { chosen[i] = true; });
-      return chosen;
-    });
+  const massOf = (probs: Float64Array[]) => Array.from({ length: c.nHeadKv }, (_, h) => {
+    const mass = new Float64Array(probs[0].length);
+    for (let head = h * group; head < (h + 1) * group; head++) probs[head].forEach((p, i) => { mass[i] += p; });
+    return mass;
+  });
+  const choose = (mass: Float64Array[], n: number): boolean[][] => mass.map((scores) => {
+    const chosen = Array.from({ length: n }, (_, i) => i < policy.sinks || i >= n - policy.recent);
+    const others = Array.from({ length: n }, (_, i) => i).filter((i) => !chosen[i]);
+    others.sort((a, b) => (scores[b] ?? 0) - (scores[a] ?? 0) || a - b).slice(0, policy.topK).forEach((i) => { chosen[i] = true; });
+    return chosen;
+  });
+  const cosine = (a: Float64Array, b: Float64Array) => {
+    let dot = 0, na = 0, nb = 0;
+    a.forEach((x, i) => { dot += x * b[i]; na += x * x; nb += b[i] * b[i]; });
+    return dot / Math.sqrt(na * nb);
+  };
+  const ranked: Array<{ q: Float64Array; mass: Float64Array[] } | null> = roles.map(() => null);
+  const cache = { hits: 0, misses: 0 };
   let latest: boolean[][] | null = null;
   const logits = llamaForward(model, tokens, {
-    restrict(layer, _pos, keys, probs) {
+    restrict(layer, _pos, keys, probs, q) {
       if (keys.length <= policy.budget) return null;
       const role = roles[layer];
-      if (role === 'select') return choose(probs, keys.length);
-      if (role === 'full-select') latest = choose(probs, keys.length);
+      if (role === 'select') {
+        const last = ranked[layer];
+        if (policy.reuse !== null && last && cosine(q, last.q) >= policy.reuse) {
+          cache.hits++;
+          return choose(last.mass, keys.length);
+        }
+        if (policy.reuse !== null) cache.misses++;
+        ranked[layer] = { q: q.slice(), mass: massOf(probs) };
+        return choose(ranked[layer]!.mass, keys.length);
+      }
+      if (role === 'full-select') latest = choose(massOf(probs), keys.length);
       return role === 'sparse' ? latest : null;
     },
   });
-  return logits;
+  return { logits, cache };
 }
 
 describe('KV policies choose', () => {
@@ -160,6 +180,9 @@ describe('KV policies choose', () => {
     expect(() => createKvPolicy({ policy: 'streaming-llm', budget: 16, sinks: 16 })).toThrow(/sinks must be an integer in 1..15/);
     expect(() => createKvPolicy({ policy: 'snapkv', budget: 16, pool: 4 })).toThrow(/odd/);
     expect(() => createKvPolicy({ policy: 'tokenselect', budget: 16, sinks: 4, recent: 12 })).toThrow(/recent window must be an integer in 1..11/);
+    expect(() => createKvPolicy({ policy: 'tokenselect', budget: 16, reuse: Number.NaN })).toThrow(/cosine similarity/);
+    expect((createKvPolicy({ policy: 'tokenselect', budget: 16, reuse: 1.5 }) as SelectionPolicy).reuse).toBeNull();
+    expect((createKvPolicy({ policy: 'tidaldecode', budget: 16 }) as SelectionPolicy).reuse).toBeNull();
     expect(createKvPolicy({ policy: 'full' })).toBeNull();
   });
 });
@@ -228,19 +251,26 @@ describe('KV policies on the GPU', () => {
     });
   }
 
-  for (const options of [{ policy: 'tokenselect', budget: 16, sinks: 2, recent: 4 }, { policy: 'tidaldecode', budget: 16, sinks: 2, recent: 4 }] as const) {
-    it(`${options.policy}: every query's logits match the reference selecting per kv head, token by token, past its budget`, async () => {
+  const selections: KvPolicyOptions[] = [
+    { policy: 'tokenselect', budget: 16, sinks: 2, recent: 4, reuse: 2 },
+    { policy: 'tokenselect', budget: 16, sinks: 2, recent: 4, reuse: 0.9 },
+    { policy: 'tidaldecode', budget: 16, sinks: 2, recent: 4 },
+  ];
+  for (const options of selections) {
+    const name = `${options.policy}${options.policy === 'tokenselect' ? (options.reuse! > 1 ? ' (ranking every step)' : ` (selection cache at cosine ${options.reuse})`) : ''}`;
+    it(`${name}: every query's logits match the reference selecting per kv head, token by token, past its budget`, async () => {
       const gpu = await testGpu();
-      const tokens = randomTokens(60, 16);
+      // Runs of repeated tokens give similar consecutive queries, so the selection cache has something to reuse.
+      const tokens = options.reuse !== undefined && options.reuse <= 1 ? randomTokens(20, 16).flatMap((t) => [t, t, t]) : randomTokens(60, 16);
       const session = new Session(gpu, decoder, { prefillChunk: 1, contextLength: 64, kv: options });
       try {
         const bytes = session.kvBytes;
         const got = await session.evaluate(tokens);
         const want = referenceWithSelection(reference, tokens, session.selection!.policy);
         let worst = 0;
-        got.forEach((row, i) => { worst = Math.max(worst, relativeError(row, want[i])); });
+        got.forEach((row, i) => { worst = Math.max(worst, relativeError(row, want.logits[i])); });
         expect(worst).toBeLessThan(1e-3);
-        expect(got.every((row, i) => argmax(row) === argmax(want[i]))).toBe(true);
+        expect(got.every((row, i) => argmax(row) === argmax(want.logits[i]))).toBe(true);
         // Nothing is evicted; the latest step attended to 16 of its 60 tokens, sinks and window included.
         expect(session.kvBytes).toBe(bytes);
         const stats = (await session.kvStats())!;
@@ -249,6 +279,13 @@ describe('KV policies on the GPU', () => {
         expect(attended).toHaveLength(16);
         expect(attended.slice(0, 2)).toEqual([0, 1]);
         expect(attended.slice(-4)).toEqual([56, 57, 58, 59]);
+        // The selection cache decided as the reference did, and both ways at least once.
+        if (session.selection!.policy.reuse !== null) {
+          console.log(`${name}: ${want.cache.hits} of ${want.cache.hits + want.cache.misses} layer-steps reused their scores`);
+          expect(stats.selected!.cache).toEqual(want.cache);
+          expect(want.cache.hits).toBeGreaterThan(0);
+          expect(want.cache.misses).toBeGreaterThan(0);
+        }
         // And the selection changed something: the logits differ from full attention's.
         const full = llamaForward(reference, tokens);
         expect(Math.max(...got.slice(30).map((row, i) => relativeError(row, full[30 + i])))).toBeGreaterThan(1e-2);

@@ -2,8 +2,8 @@
 // longer than the workgroup, k from 0 to past n, forced sinks and windows (overlapping when the
 // row is short), a row stride, many ties, NaN and -Infinity.
 import { describe, expect, it } from 'vitest';
-import { selectTopK, selectedCount } from '../src/kernels/select';
-import { selectTopKRef } from '../src/reference/select';
+import { selectTopK, selectedCount, selectionReuse } from '../src/kernels/select';
+import { selectTopKRef, selectionReuseRef } from '../src/reference/select';
 import { reductionVariants } from './gpu-variants';
 import { randomNormal, rng } from './util';
 
@@ -44,6 +44,32 @@ for (const variant of reductionVariants) {
         }
       });
     }
+
+    it('the selection cache: ranks first, reuses while the query fingerprint stays similar, ranks again when it moves', async () => {
+      const gpu = await variant.gpu();
+      const [rows, width, threshold] = [3, 300, 0.9];
+      const grids: [[number, number], [number, number]] = [[5, 1], [7, 2]];
+      const fingerprint = gpu.buffer(width * 4);
+      const state = gpu.buffer(16);
+      const dispatchArgs = gpu.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.INDIRECT | GPUBufferUsage.COPY_SRC });
+      const base = randomNormal(rows * width, 41);
+      const other = randomNormal(rows * width, 42);
+      // Steps: the first ranks; a small change reuses; a new query ranks; a mix of the two at cosine ~0.7 ranks too.
+      const steps = [base, base.map((x, i) => x + 0.1 * other[i]), other, base.map((x, i) => x + other[i])];
+      let kept: Float32Array | null = null;
+      const decisions: boolean[] = [];
+      for (const q of steps) {
+        await gpu.run((pass) => selectionReuse(gpu, pass, { q: gpu.upload(q), rows, width, threshold, fingerprint, state, dispatchArgs: { buffer: dispatchArgs, offset: 0 }, grids }));
+        const want = selectionReuseRef(q, rows, kept, threshold);
+        kept = want.fingerprint;
+        decisions.push(want.reuse);
+        expect(Array.from(new Uint32Array(await gpu.read(dispatchArgs, 0, 24)))).toEqual(want.reuse ? [0, 1, 1, 0, 2, 1] : [5, 1, 1, 7, 2, 1]);
+        const got = await gpu.readF32(fingerprint, width);
+        got.forEach((x, i) => expect(x).toBeCloseTo(want.fingerprint[i], 5));
+      }
+      expect(decisions).toEqual([false, true, false, false]);
+      expect(Array.from(await gpu.readU32(state, 3))).toEqual([1, 1, 3]);
+    });
 
     it('refuses an output row too short for the selection', async () => {
       const gpu = await variant.gpu();

@@ -435,6 +435,7 @@ export class Session {
       if (length !== 0) throw new GpuError('bad-argument', `a compressed KV cache cannot roll back to ${length} of ${this.tokens.length} tokens (only to 0)`);
       this.compressed.reset();
     }
+    if (this.selection && length < this.tokens.length) this.selection.reset();
     this.tokens.length = length;
   }
 

@@ -140,6 +140,17 @@ export class Gpu {
     pass.dispatchWorkgroups(x, y, z);
   }
 
+  /**
+   * Bind and dispatch with workgroup counts an earlier dispatch wrote to `args` (three u32 at
+   * byte `offset`): the GPU decides how much work runs, e.g. none when a result can be reused.
+   */
+  dispatchIndirect(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, resources: Binding[], args: GPUBuffer, offset: number): void {
+    check(offset % 4 === 0 && offset + 12 <= args.size, () => `${pipeline.label}: indirect arguments at byte ${offset} are not three u32 inside the buffer`);
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, this.bindGroup(pipeline, resources));
+    pass.dispatchWorkgroupsIndirect(args, offset);
+  }
+
   private bindGroup(pipeline: GPUComputePipeline, resources: Binding[]): GPUBindGroup {
     let cache = this.bindGroups.get(pipeline);
     if (!cache) {

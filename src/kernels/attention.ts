@@ -206,6 +206,11 @@ export function attentionMass(
   args: Omit<AttentionArgs, 'out' | 'path' | 'splits'> & {
     lse?: Binding; mass: Binding; queryRange?: [number, number]; accumulate?: boolean; massStride?: number;
     noise?: { seed: number; temperature: number };
+    /**
+     * Workgroup counts written on the GPU (six u32 at byte `offset`: the scoring pass's, then the
+     * mass pass's; see attentionMassGrid): zeros skip the work (TokenSelect's selection cache).
+     */
+    indirect?: { buffer: GPUBuffer; offset: number };
   },
 ): void {
   const r = resolve(args, 'attentionMass');
@@ -225,13 +230,26 @@ export function attentionMass(
     r.params[17] = noise.seed;
     new Float32Array(r.params.buffer)[18] = 1 / noise.temperature;
   }
-  if (noise || !lse) {
+  const grids = attentionMassGrid(args);
+  const { indirect } = args;
+  check(!indirect || !!grids.scoring, 'attentionMass: indirect dispatch needs its own scoring pass (no lse given)');
+  const run = (pipeline: GPUComputePipeline, resources: Binding[], workgroups: [number, number], at: number) =>
+    indirect ? gpu.dispatchIndirect(pass, pipeline, resources, indirect.buffer, indirect.offset + at) : gpu.dispatch(pass, pipeline, resources, workgroups);
+  if (grids.scoring) {
     lse = scratchBuffer(gpu, noise ? 'noised lse' : 'score lse', args.T * args.numHeads * 4);
     const lsePipeline = gpu.pipeline(`attention-${noise ? 'noised' : 'score'}-lse-${variantKey(r.variant)}`, () => scoreLseWgsl(r.variant, !!noise));
-    gpu.dispatch(pass, lsePipeline, [args.q, lse, gpu.uniform(r.params), ...commonBindings(args.cache, r.extra)], grid(Math.ceil((args.T * args.numHeads) / 64)));
+    run(lsePipeline, [args.q, lse, gpu.uniform(r.params), ...commonBindings(args.cache, r.extra)], grids.scoring, 0);
   }
   const pipeline = gpu.pipeline(`attention-mass-${variantKey(r.variant)}${noise ? '-noised' : ''}`, () => massWgsl(r.variant, !!noise));
-  gpu.dispatch(pass, pipeline, [args.q, lse, args.mass, gpu.uniform(r.params), ...commonBindings(args.cache, r.extra)], [Math.ceil(args.kvLen / 64), args.cache.kvHeads]);
+  run(pipeline, [args.q, lse!, args.mass, gpu.uniform(r.params), ...commonBindings(args.cache, r.extra)], grids.mass, 12);
+}
+
+/** The workgroups attentionMass dispatches: a scoring pass when it computes its own lse (none given, or noise), then the mass. */
+export function attentionMassGrid(args: { T: number; numHeads: number; kvLen: number; cache: KvCache; lse?: Binding; noise?: unknown }): { scoring?: [number, number]; mass: [number, number] } {
+  return {
+    scoring: args.noise || !args.lse ? grid(Math.ceil((args.T * args.numHeads) / 64)) : undefined,
+    mass: [Math.ceil(args.kvLen / 64), args.cache.kvHeads],
+  };
 }
 
 /**

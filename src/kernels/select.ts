@@ -1,6 +1,6 @@
 // Sorted top-k selection (src/shaders/select.ts): which keys a sparse attention step reads.
 import { type Binding, type Gpu, check, grid } from '../gpu';
-import { selectWgsl } from '../shaders/select';
+import { selectWgsl, selectionReuseWgsl } from '../shaders/select';
 import { bindingBytes } from './matmul';
 
 export interface SelectArgs {
@@ -43,4 +43,37 @@ export function selectTopK(gpu: Gpu, pass: GPUComputePassEncoder, args: SelectAr
   const pipeline = gpu.pipeline(`select-top-k${subgroups ? '-subgroups' : ''}`, () => selectWgsl(subgroups));
   const params = gpu.uniform(new Uint32Array([rows, n, stride, k, first, last, outStride]));
   gpu.dispatch(pass, pipeline, [args.x, args.out, args.counts, params], grid(rows, gpu.limits.maxComputeWorkgroupsPerDimension));
+}
+
+export interface SelectionReuseArgs {
+  /** f32 [rows][width]: the step's queries. */
+  q: Binding;
+  rows: number;
+  width: number;
+  threshold: number;
+  /** f32 [width]: the fingerprint that last ranked (read and replaced on a miss). */
+  fingerprint: Binding;
+  /** u32 [3]: ranked once, hits, misses (zeros to start). */
+  state: Binding;
+  /** Six u32 written at byte `offset` of `buffer` (INDIRECT usage): the scoring passes' workgroups, or zeros to reuse. */
+  dispatchArgs: { buffer: GPUBuffer; offset: number };
+  /** The scoring passes' workgroups when they run. */
+  grids: [[number, number], [number, number]];
+}
+
+/** Decides on the GPU whether this step reuses the last ranking (TokenSelect's selection cache). */
+export function selectionReuse(gpu: Gpu, pass: GPUComputePassEncoder, args: SelectionReuseArgs): void {
+  const { rows, width, threshold, grids } = args;
+  check(Number.isInteger(rows) && rows >= 1 && Number.isInteger(width) && width >= 1, `selectionReuse: bad shape ${rows}x${width}`);
+  check(threshold >= -1 && threshold <= 1, `selectionReuse: threshold ${threshold} is not a cosine similarity`);
+  check(bindingBytes(args.q) >= rows * width * 4 && bindingBytes(args.fingerprint) >= width * 4 && bindingBytes(args.state) >= 12, 'selectionReuse: q, fingerprint or state too small');
+  const subgroups = gpu.features.subgroups;
+  const pipeline = gpu.pipeline(`selection-reuse${subgroups ? '-subgroups' : ''}`, () => selectionReuseWgsl(subgroups));
+  const params = new Uint32Array(12);
+  params.set([rows, width]);
+  new Float32Array(params.buffer)[2] = threshold;
+  params.set([grids[0][0], grids[0][1], 1, grids[1][0], grids[1][1], 1], 4);
+  const { buffer, offset } = args.dispatchArgs;
+  check(offset % 256 === 0, 'selectionReuse: dispatch arguments must start at a multiple of 256 bytes');
+  gpu.dispatch(pass, pipeline, [args.q, args.fingerprint, { buffer, offset, size: 24 }, args.state, gpu.uniform(params)], [1]);
 }

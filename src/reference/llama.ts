@@ -163,7 +163,7 @@ export interface LlamaForwardHooks {
    * Sparse attention (key selection): per kv head, which of the visible keys the query attends to,
    * chosen after seeing the full attention probabilities; null attends to all of them.
    */
-  restrict?(layer: number, pos: number, keys: number[], probs: Float64Array[]): boolean[][] | null;
+  restrict?(layer: number, pos: number, keys: number[], probs: Float64Array[], q: Float64Array): boolean[][] | null;
 }
 
 /**
@@ -215,7 +215,7 @@ export function llamaForward(model: LlamaReferenceModel, tokens: readonly number
         probs.push(scores);
       }
       // A softmax over a subset of keys is the full one restricted to them and renormalised.
-      const chosen = hooks.restrict?.(l, pos, seen.keys, probs) ?? null;
+      const chosen = hooks.restrict?.(l, pos, seen.keys, probs, q) ?? null;
       const attn = new Float64Array(c.nHead * headDim);
       probs.forEach((p, head) => {
         const kvHead = Math.floor(head / group);

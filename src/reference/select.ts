@@ -20,3 +20,23 @@ export function selectTopKRef(x: Float32Array, o: { rows: number; n: number; str
   }
   return lists;
 }
+
+/**
+ * TokenSelect's selection cache: reuse the last ranking when the mean of the step's query rows
+ * has cosine similarity >= threshold with the fingerprint that ranked (none yet: rank). Returns
+ * the decision and the fingerprint to keep. The twin of kernels/select selectionReuse.
+ */
+export function selectionReuseRef(q: Float32Array, rows: number, fingerprint: Float32Array | null, threshold: number): { reuse: boolean; fingerprint: Float32Array } {
+  const width = q.length / rows;
+  const now = new Float32Array(width);
+  for (let i = 0; i < width; i++) {
+    let sum = 0;
+    for (let t = 0; t < rows; t++) sum += q[t * width + i];
+    now[i] = sum / rows;
+  }
+  if (!fingerprint) return { reuse: false, fingerprint: now };
+  let dot = 0, a = 0, b = 0;
+  for (let i = 0; i < width; i++) { dot += now[i] * fingerprint[i]; a += now[i] ** 2; b += fingerprint[i] ** 2; }
+  const reuse = dot / Math.sqrt(Math.max(a * b, 1e-30)) >= threshold;
+  return { reuse, fingerprint: reuse ? fingerprint : now };
+}

@@ -94,3 +94,71 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 }
 `;
 }
+
+/**
+ * TokenSelect's selection cache (B6 step 5), decided on the GPU: the step's query fingerprint
+ * (the mean of its query rows) is compared with the one that last ranked this layer's keys; at a
+ * cosine similarity of at least the threshold the ranking is reused, so the workgroup counts
+ * written for the scoring passes are zero, else they are the real ones and the fingerprint is
+ * replaced. One workgroup. state: [ranked once, hits, misses].
+ */
+export function selectionReuseWgsl(subgroups: boolean): string {
+  return /* wgsl */ `
+${enableSubgroups(subgroups)}
+struct Params {
+  rows: u32,       // query rows of the step
+  width: u32,      // floats per query row (heads x head size)
+  threshold: f32,  // cosine similarity at which the last ranking is reused
+  _pad: u32,
+  grid_a: vec4<u32>, // workgroups of the scoring passes when they run: x, y, z of the first, x of the second
+  grid_b: vec4<u32>, // y, z of the second
+}
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read_write> fingerprint: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dispatch_args: array<u32>;
+@group(0) @binding(3) var<storage, read_write> state: array<u32>;
+@group(0) @binding(4) var<uniform> params: Params;
+${reduceCommon()}
+${workgroupReduce('sums', 'Sums', [{ name: 'dot', type: 'f32', op: 'sum' }, { name: 'now', type: 'f32', op: 'sum' }, { name: 'before', type: 'f32', op: 'sum' }], subgroups)}
+const WG = ${ROW_WORKGROUP}u;
+var<workgroup> ranked: u32;
+
+fn mean_row(i: u32) -> f32 {
+  var sum = 0.0;
+  for (var t = 0u; t < params.rows; t++) { sum += q[t * params.width + i]; }
+  return sum / f32(params.rows);
+}
+
+@compute @workgroup_size(${ROW_WORKGROUP})
+fn main(@builtin(local_invocation_index) lid: u32${laneBuiltins(subgroups)}) {
+  ${initLanes(subgroups)}
+  var part = Sums(0.0, 0.0, 0.0);
+  for (var i = lid; i < params.width; i += WG) {
+    let now = mean_row(i);
+    let before = fingerprint[i];
+    part.dot += now * before;
+    part.now += now * now;
+    part.before += before * before;
+  }
+  let total = sums(part);
+  if (lid == 0u) { ranked = state[0]; }
+  let seen = workgroupUniformLoad(&ranked);
+  let cosine = total.dot / sqrt(max(total.now * total.before, 1e-30));
+  let reuse = seen != 0u && cosine >= params.threshold;
+  if (!reuse) {
+    for (var i = lid; i < params.width; i += WG) { fingerprint[i] = mean_row(i); }
+  }
+  if (lid == 0u) {
+    let scale = select(1u, 0u, reuse);
+    dispatch_args[0] = params.grid_a.x * scale;
+    dispatch_args[1] = params.grid_a.y;
+    dispatch_args[2] = params.grid_a.z;
+    dispatch_args[3] = params.grid_a.w * scale;
+    dispatch_args[4] = params.grid_b.x;
+    dispatch_args[5] = params.grid_b.y;
+    state[0] = 1u;
+    if (reuse) { state[1] += 1u; } else { state[2] += 1u; }
+  }
+}
+`;
+}

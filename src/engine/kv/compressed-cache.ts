@@ -25,10 +25,11 @@ export interface KvStats {
   /** Positions in the text of the tokens the first layer keeps, in cache order (other layers may keep others). */
   keptPositions: number[];
   /**
-   * Selection policies (nothing evicted): steps run, those that attended sparsely, and the
-   * positions the latest one attended to (first selecting layer, first kv head).
+   * Selection policies (nothing evicted): steps run, those that attended sparsely, the positions
+   * the latest one attended to (first selecting layer, first kv head), and TokenSelect's selection
+   * cache: layer-steps that reused their last scores, and those that scored.
    */
-  selected?: { steps: number; sparseSteps: number; positions: number[] };
+  selected?: { steps: number; sparseSteps: number; positions: number[]; cache?: { hits: number; misses: number } };
 }
 
 const ALIGN = 256;

@@ -8,9 +8,14 @@
 // (a log-sum-exp pass and the mass kernel, without attention's V reads); TidalDecode's selection
 // layers attend fully and rank keys by that attention's mass, and the sparse layers after them
 // reuse the list. The recent window always covers the step's own tokens.
+//
+// TokenSelect's selection cache: before scoring, a kernel compares the step's mean query with the
+// one that last scored the layer; when similar, the scoring passes get zero workgroups (indirect
+// dispatch) and the layer selects again from its previous scores, so the window still moves.
+// Keys added since then have no score (zero) unless the window holds them.
 import type { Gpu } from '../../gpu';
-import { type AttentionMask, attentionMass } from '../../kernels/attention';
-import { selectTopK } from '../../kernels/select';
+import { type AttentionMask, attentionMass, attentionMassGrid } from '../../kernels/attention';
+import { selectTopK, selectionReuse } from '../../kernels/select';
 import type { Decoder, DecoderStep, LayerAttentionArgs } from '../../models/decoder';
 import type { KvStats } from './compressed-cache';
 import type { LayerRole, SelectionPolicy } from './policy';
@@ -24,8 +29,11 @@ export class KeySelection {
   /** Steps run, and those that attended sparsely (context past the budget). */
   steps = 0;
   sparseSteps = 0;
-  /** f32 [kvHeads][capacity]: the latest ranking's attention mass. */
+  /** f32 [layers][kvHeads][capacity]: each layer's latest ranking's attention mass. */
   private readonly mass: GPUBuffer;
+  private readonly massBytes: number;
+  /** TokenSelect's selection cache: per layer the fingerprint that ranked, [ranked, hits, misses], and the scoring passes' workgroups. */
+  private readonly reuse?: { fingerprints: GPUBuffer; fingerprintBytes: number; state: GPUBuffer; dispatchArgs: GPUBuffer };
   /** u32 [layers][kvHeads][maxSelected] slot lists and u32 [layers][kvHeads] counts, per selecting layer. */
   private readonly lists: GPUBuffer;
   private readonly counts: GPUBuffer;
@@ -44,9 +52,19 @@ export class KeySelection {
     this.roles = policy.roles(c.layers);
     this.maxSelected = Math.min(capacity, policy.sinks + policy.topK + Math.max(policy.recent, maxStep));
     this.listBytes = alignUp(c.kvHeads * this.maxSelected * 4);
-    this.mass = gpu.buffer(c.kvHeads * capacity * 4, 'key selection mass');
+    this.massBytes = alignUp(c.kvHeads * capacity * 4);
+    this.mass = gpu.buffer(this.massBytes * c.layers, 'key selection mass');
     this.lists = gpu.buffer(this.listBytes * c.layers, 'key selection lists');
     this.counts = gpu.buffer(ALIGN * c.layers, 'key selection counts');
+    if (policy.reuse !== null) {
+      const fingerprintBytes = alignUp(c.heads * c.headDim * 4);
+      this.reuse = {
+        fingerprints: gpu.buffer(fingerprintBytes * c.layers, 'key selection fingerprints'),
+        fingerprintBytes,
+        state: gpu.buffer(ALIGN * c.layers, 'key selection cache state'),
+        dispatchArgs: gpu.device.createBuffer({ label: 'key selection scoring workgroups', size: ALIGN * c.layers, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.INDIRECT | GPUBufferUsage.COPY_DST }),
+      };
+    }
   }
 
   /**
@@ -67,28 +85,48 @@ export class KeySelection {
         mask: (pass, layer, args) => {
           const role = this.roles[layer];
           if (role === 'select') {
-            attentionMass(this.gpu, pass, { ...args, mask: CAUSAL, mass: this.mass, massStride: this.capacity });
+            this.score(pass, layer, args);
             return this.select(pass, layer, args, recent);
           }
           return role === 'sparse' ? latest : CAUSAL;
         },
         after: (pass, layer, args) => {
           if (this.roles[layer] !== 'full-select') return;
-          attentionMass(this.gpu, pass, { ...args, mask: CAUSAL, mass: this.mass, massStride: this.capacity });
+          attentionMass(this.gpu, pass, { ...args, lse: args.lse, mask: CAUSAL, mass: this.layerMass(layer), massStride: this.capacity });
           latest = this.select(pass, layer, args, recent);
         },
       },
     };
   }
 
-  /** Records the top-k selection over `mass` into layer `layer`'s list; returns the mask that reads it. */
+  private layerMass(layer: number): GPUBufferBinding {
+    return { buffer: this.mass, offset: layer * this.massBytes, size: this.model.config.kvHeads * this.capacity * 4 };
+  }
+
+  /** TokenSelect: the layer's keys scored by its own queries, unless the selection cache reuses the last scores. */
+  private score(pass: GPUComputePassEncoder, layer: number, args: LayerAttentionArgs): void {
+    const massArgs = { ...args, mask: CAUSAL, mass: this.layerMass(layer), massStride: this.capacity };
+    const reuse = this.reuse;
+    if (!reuse) return attentionMass(this.gpu, pass, massArgs);
+    const c = this.model.config;
+    const grids = attentionMassGrid(massArgs);
+    const dispatchArgs = { buffer: reuse.dispatchArgs, offset: layer * ALIGN };
+    selectionReuse(this.gpu, pass, {
+      q: args.q, rows: args.T, width: c.heads * c.headDim, threshold: this.policy.reuse!,
+      fingerprint: { buffer: reuse.fingerprints, offset: layer * reuse.fingerprintBytes, size: c.heads * c.headDim * 4 },
+      state: { buffer: reuse.state, offset: layer * ALIGN, size: 12 }, dispatchArgs, grids: [grids.scoring!, grids.mass],
+    });
+    attentionMass(this.gpu, pass, { ...massArgs, indirect: dispatchArgs });
+  }
+
+  /** Records the top-k selection over the layer's scores into its list; returns the mask that reads it. */
   private select(pass: GPUComputePassEncoder, layer: number, args: LayerAttentionArgs, recent: number): AttentionMask {
     const { policy, maxSelected } = this;
     const kvHeads = this.model.config.kvHeads;
     const blocks = { buffer: this.lists, offset: layer * this.listBytes, size: kvHeads * maxSelected * 4 };
     const counts = { buffer: this.counts, offset: layer * ALIGN, size: kvHeads * 4 };
     selectTopK(this.gpu, pass, {
-      x: this.mass, rows: kvHeads, n: args.kvLen, stride: this.capacity, k: policy.topK, first: policy.sinks, last: recent,
+      x: this.layerMass(layer), rows: kvHeads, n: args.kvLen, stride: this.capacity, k: policy.topK, first: policy.sinks, last: recent,
       out: blocks, counts, outStride: maxSelected,
     });
     return { kind: 'block-sparse', blocks, counts, blockSize: 1, maxBlocks: maxSelected };
@@ -107,14 +145,34 @@ export class KeySelection {
       const count = new Uint32Array(await this.gpu.read(this.counts, layer * ALIGN, 4))[0];
       positions = Array.from(new Uint32Array(await this.gpu.read(this.lists, layer * this.listBytes, count * 4)));
     }
-    return { ...stats, selected: { steps: this.steps, sparseSteps: this.sparseSteps, positions } };
+    let cache: { hits: number; misses: number } | undefined;
+    if (this.reuse) {
+      const state = new Uint32Array(await this.gpu.read(this.reuse.state));
+      cache = { hits: 0, misses: 0 };
+      for (let l = 0; l < this.roles.length; l++) {
+        cache.hits += state[(l * ALIGN) / 4 + 1];
+        cache.misses += state[(l * ALIGN) / 4 + 2];
+      }
+    }
+    return { ...stats, selected: { steps: this.steps, sparseSteps: this.sparseSteps, positions, cache } };
   }
 
+  /**
+   * After a rollback: no ranking is reused, and no stale score outranks an unscored key (scores
+   * past the context a layer last scored must be zero for the selection cache).
+   */
   reset(): void {
     this.lastStep = null;
+    this.gpu.write(this.mass, new Float32Array(this.mass.size / 4));
+    if (this.reuse) {
+      const state = new Uint32Array(this.reuse.state.size / 4);
+      for (let l = 0; l < this.roles.length; l++) state.set([0, 0, 0], (l * ALIGN) / 4);
+      this.gpu.write(this.reuse.state, state);
+    }
   }
 
   destroy(): void {
+    if (this.reuse) for (const b of [this.reuse.fingerprints, this.reuse.state, this.reuse.dispatchArgs]) b.destroy();
     this.mass.destroy();
     this.lists.destroy();
     this.counts.destroy();

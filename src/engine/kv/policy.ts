@@ -32,6 +32,12 @@ export interface KvPolicyOptions {
   horizon?: number;
   /** Keyformer: seed of the Gumbel noise. Default 0. */
   seed?: number;
+  /**
+   * TokenSelect's selection cache: a layer reuses its last ranking of the keys while the cosine
+   * similarity of the step's mean query to the one that ranked stays at least this. Default 0.9;
+   * above 1, every step ranks.
+   */
+  reuse?: number;
 }
 
 /** What a policy sees when the cache is full. */
@@ -168,6 +174,8 @@ export interface SelectionPolicy {
   readonly sinks: number;
   readonly recent: number;
   readonly topK: number;
+  /** TokenSelect's selection cache threshold (cosine similarity), or null: every step ranks. */
+  readonly reuse: number | null;
   /** Per layer. */
   roles(layers: number): LayerRole[];
 }
@@ -176,7 +184,7 @@ class TopKSelection implements SelectionPolicy {
   readonly kind = 'select';
   readonly topK: number;
 
-  constructor(readonly name: 'tokenselect' | 'tidaldecode', readonly budget: number, readonly sinks: number, readonly recent: number) {
+  constructor(readonly name: 'tokenselect' | 'tidaldecode', readonly budget: number, readonly sinks: number, readonly recent: number, readonly reuse: number | null) {
     this.topK = budget - sinks - recent;
   }
 
@@ -242,7 +250,9 @@ export function createKvPolicy(options: KvPolicyOptions): KvPolicy | SelectionPo
     case 'tidaldecode': {
       const sinks = positive(options.sinks ?? 4, 'sinks', budget - 2);
       const recent = positive(options.recent ?? Math.floor(budget / 4), 'recent window', budget - sinks - 1);
-      return new TopKSelection(policy, budget, sinks, recent);
+      const reuse = options.reuse ?? 0.9;
+      if (!(reuse >= -1)) throw new RangeError(`TokenSelect's reuse threshold must be a cosine similarity (-1..1, or above 1 for never), got ${options.reuse}`);
+      return new TopKSelection(policy, budget, sinks, recent, policy === 'tokenselect' && reuse <= 1 ? reuse : null);
     }
   }
 }
