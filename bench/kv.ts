@@ -208,7 +208,7 @@ const slug = adapterSlug(gpu.adapterDescription);
 const seconds = (performance.now() - started) / 1000;
 const markdown = `# KV-cache compression on ${gpu.adapterDescription}
 
-Measured ${new Date().toISOString().slice(0, 10)} with \`npx tsx bench/kv.ts --windows=${windows} --trials=${trials}${only ? ` --only=${only}` : ''}\`, Node ${process.version} + Dawn, ${availableParallelism()} CPU cores, ${(seconds / 60).toFixed(0)} minutes.
+Measured ${new Date().toISOString().slice(0, 10)} with \`npx tsx bench/kv.ts --windows=${windows} --trials=${trials}${only ? ` --only='${only}' --name=${arg('name', 'only')}` : ''}\`, Node ${process.version} + Dawn, ${availableParallelism()} CPU cores, ${(seconds / 60).toFixed(0)} minutes.
 Model: \`${modelPath}\` (${c.layers} layers, ${c.heads} heads, ${c.kvHeads} KV heads of ${c.headDim}). Text: ${windows} windows of ${WINDOW} tokens of
 held-out chapters (bench/data/held-out.txt), teacher-forced in steps of ${STEP} tokens.
 
@@ -254,6 +254,7 @@ ${timing.join('\n')}
 `;
 const out = `bench/results/kv-${slug}${only ? `-${arg('name', 'only')}` : ''}`;
 writeFileSync(`${out}.md`, markdown);
-writeFileSync(`${out}.svg`, kvPlot(pointsFromTable(markdown), `KV-cache compression on ${gpu.adapterDescription}: top-1 agreement against memory saved`));
-console.log(`\nwrote ${out}.md and .svg`);
+const points = pointsFromTable(markdown);
+if (points.length) writeFileSync(`${out}.svg`, kvPlot(points, `KV-cache compression on ${gpu.adapterDescription}: top-1 agreement against memory saved`));
+console.log(`\nwrote ${out}.md${points.length ? ' and .svg' : ''}`);
 gpu.destroy();
