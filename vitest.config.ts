@@ -10,6 +10,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     pool: 'forks',
+    // test/long-run.test.ts measures the heap after a collection.
+    execArgv: ['--expose-gc'],
     testTimeout: 120_000,
     hookTimeout: 60_000,
   },

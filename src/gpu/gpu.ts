@@ -33,6 +33,12 @@ export class Gpu {
   private newModules: GPUShaderModule[] = [];
   /** Uniform arena: fixed-size chunks, so bindings made earlier in a submission stay valid. */
   private readonly uniformChunks: Array<{ buffer: GPUBuffer; staging: Uint8Array; used: number }> = [];
+  /**
+   * Reads waiting for a map, failed at once if the device is lost (a map may never finish then).
+   * One listener for all: racing each read against device.lost would leave a reaction on that
+   * never-settling promise per read, a leak that grows with every generated token.
+   */
+  private readonly pendingReads = new Set<(error: unknown) => void>();
   /** Mappable buffers for small reads, reused (see read()). */
   private readonly stagingPool: GPUBuffer[] = [];
   private uniformChunk = 0;
@@ -60,6 +66,8 @@ export class Gpu {
     this.limits = device.limits;
     device.lost.then((info) => {
       this.lostError = new GpuError('device-lost', `The GPU device was lost (${info.reason}): ${info.message || 'no message'}`);
+      for (const reject of this.pendingReads) reject(this.lostError);
+      this.pendingReads.clear();
     });
   }
 
@@ -226,7 +234,11 @@ export class Gpu {
       const encoder = this.device.createCommandEncoder({ label: 'readback' });
       encoder.copyBufferToBuffer(buffer, offset, staging, 0, bytes);
       this.device.queue.submit([encoder.finish()]);
-      await Promise.race([staging.mapAsync(GPUMapMode.READ, 0, bytes), this.device.lost.then(() => this.throwIfLost())]);
+      await new Promise<void>((resolve, reject) => {
+        this.pendingReads.add(reject);
+        staging.mapAsync(GPUMapMode.READ, 0, bytes).then(resolve, reject).finally(() => this.pendingReads.delete(reject));
+      });
+      this.throwIfLost();
       const data = staging.getMappedRange(0, bytes).slice(0, size);
       staging.unmap();
       reusable = pooled;
