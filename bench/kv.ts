@@ -59,8 +59,9 @@ for (const ratio of [4, 8]) {
     { label: 'Keyformer, half recent, τ 1→2 over 512', options: { prefillChunk: STEP, kv: { policy: 'keyformer', budget, horizon: 512 } }, ratio },
     { label: 'SnapKV, window 16, pool 7', options: { prefillChunk: STEP, kv: { policy: 'snapkv', budget } }, ratio },
   );
-  // Selection policies attend to WINDOW / ratio tokens per step (4 sinks, a quarter recent, the rest top-k).
-  for (const [policy, label] of [['tokenselect', 'TokenSelect'], ['tidaldecode', 'TidalDecode']] as const) {
+  // Selection policies attend to WINDOW / ratio tokens per step (4 sinks, a quarter recent, the rest
+  // top-k tokens, or for InfLLM units of 16 tokens at 4x and 8 at 8x).
+  for (const [policy, label] of [['tokenselect', 'TokenSelect'], ['tidaldecode', 'TidalDecode'], ['infllm', 'InfLLM']] as const) {
     configs.push({ label: `${label}, attends ${WINDOW / ratio}`, options: { contextLength: WINDOW, prefillChunk: STEP, kv: { policy, budget: WINDOW / ratio } }, ratio, selection: true });
   }
 }

@@ -137,6 +137,60 @@ function referenceWithSelection(model: LlamaReferenceModel, tokens: number[], po
   return { logits, cache };
 }
 
+/**
+ * The reference for InfLLM: per layer and kv head, the attention mass each token received while
+ * attended; when a unit of `block` tokens leaves the window, its representatives are the tokens
+ * with the most mass (ties to the earlier); a sparse step scores each represented unit by its
+ * representatives' share of the softmax over all representatives, and attends to the sinks' units,
+ * the window's units and the best `count` others.
+ */
+function referenceWithUnits(model: LlamaReferenceModel, tokens: number[], policy: SelectionPolicy) {
+  const c = model.config;
+  const group = c.nHead / c.nHeadKv;
+  const { block, representatives, count } = policy.units!;
+  const sinkUnits = Math.ceil(policy.sinks / block);
+  const window = Math.ceil(policy.recent / block) + 1;
+  const mass = Array.from({ length: c.nLayer }, () => Array.from({ length: c.nHeadKv }, () => new Float64Array(tokens.length)));
+  const reps = Array.from({ length: c.nLayer }, () => Array.from({ length: c.nHeadKv }, () => [] as number[][]));
+  const best = (scores: ArrayLike<number>, candidates: number[], k: number) => [...candidates].sort((a, b) => scores[b] - scores[a] || a - b).slice(0, k);
+  const logits = llamaForward(model, tokens, {
+    restrict(layer, _pos, keys, probs) {
+      const n = keys.length;
+      const units = Math.ceil(n / block);
+      const addMass = (chosen: boolean[][] | null) => probs.forEach((p, head) => {
+        const h = Math.floor(head / group);
+        const total = chosen ? p.reduce((a, x, i) => a + (chosen[h][i] ? x : 0), 0) : 1;
+        p.forEach((x, i) => { if (!chosen || chosen[h][i]) mass[layer][h][i] += x / total; });
+      });
+      if (units <= sinkUnits + count + window) {
+        addMass(null);
+        return null;
+      }
+      const departed = units - window;
+      const chosen = Array.from({ length: c.nHeadKv }, (_, h) => {
+        const unitReps = reps[layer][h];
+        for (let u = unitReps.length; u < departed; u++) {
+          unitReps.push(best(mass[layer][h], Array.from({ length: block }, (_, i) => u * block + i), representatives).sort((a, b) => a - b));
+        }
+        // Each head's softmax restricted to the representatives, summed over the kv head's query heads.
+        const repScore = new Float64Array(n);
+        const all = unitReps.slice(0, departed).flat();
+        for (let head = h * group; head < (h + 1) * group; head++) {
+          const total = all.reduce((a, slot) => a + probs[head][slot], 0);
+          for (const slot of all) repScore[slot] += probs[head][slot] / total;
+        }
+        const unitScore = Array.from({ length: units }, (_, u) => (u < departed ? unitReps[u].reduce((a, slot) => a + repScore[slot], 0) : 0));
+        const others = Array.from({ length: units }, (_, u) => u).filter((u) => u >= sinkUnits && u < departed);
+        const picked = new Set([...Array.from({ length: sinkUnits }, (_, u) => u), ...best(unitScore, others, count), ...Array.from({ length: window }, (_, i) => departed + i)]);
+        return Array.from({ length: n }, (_, i) => picked.has(Math.floor(i / block)));
+      });
+      addMass(chosen);
+      return chosen;
+    },
+  });
+  return logits;
+}
+
 describe('KV policies choose', () => {
   const state = (used: number, mass?: number[][]) => ({ used, layers: mass?.length ?? 2, kvHeads: 1, stride: used, mass: mass?.map((m) => Float32Array.from(m)) });
 
@@ -183,6 +237,8 @@ describe('KV policies choose', () => {
     expect(() => createKvPolicy({ policy: 'tokenselect', budget: 16, reuse: Number.NaN })).toThrow(/cosine similarity/);
     expect((createKvPolicy({ policy: 'tokenselect', budget: 16, reuse: 1.5 }) as SelectionPolicy).reuse).toBeNull();
     expect((createKvPolicy({ policy: 'tidaldecode', budget: 16 }) as SelectionPolicy).reuse).toBeNull();
+    expect(() => createKvPolicy({ policy: 'infllm', budget: 48, block: 16 })).toThrow(/leaves no unit to retrieve/);
+    expect(() => createKvPolicy({ policy: 'infllm', budget: 64, block: 8, representatives: 9 })).toThrow(/representatives per unit must be an integer in 1..8/);
     expect(createKvPolicy({ policy: 'full' })).toBeNull();
   });
 });
@@ -295,6 +351,40 @@ describe('KV policies on the GPU', () => {
     });
   }
 
+  it('infllm: every query\'s logits match the reference retrieving memory units by their representatives, token by token', async () => {
+    const gpu = await testGpu();
+    const tokens = randomTokens(90, 18);
+    const options = { policy: 'infllm', budget: 48, block: 8, representatives: 2, sinks: 4, recent: 8 } as const;
+    const session = new Session(gpu, decoder, { prefillChunk: 1, contextLength: 96, kv: options });
+    try {
+      const policy = session.selection!.policy;
+      expect(policy.units).toEqual({ block: 8, representatives: 2, count: 6 - 1 - 2 });
+      const got = await session.evaluate(tokens);
+      const want = referenceWithUnits(reference, tokens, policy);
+      let worst = 0;
+      got.forEach((row, i) => { worst = Math.max(worst, relativeError(row, want[i])); });
+      expect(worst).toBeLessThan(1e-3);
+      expect(got.every((row, i) => argmax(row) === argmax(want[i]))).toBe(true);
+      // Sparse from 7 units (49 tokens) on; the last step read the sinks' unit, 3 retrieved units and the window's 2 (the last one partial).
+      const { selected } = (await session.kvStats())!;
+      expect(selected!.sparseSteps).toBe(90 - 48);
+      expect(selected!.positions).toHaveLength(8 * 5 + 2);
+      expect(selected!.positions.slice(0, 8)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      expect(selected!.positions.slice(-10)).toEqual(Array.from({ length: 10 }, (_, i) => 80 + i));
+      const full = llamaForward(reference, tokens);
+      expect(Math.max(...got.slice(50).map((row, i) => relativeError(row, full[50 + i])))).toBeGreaterThan(1e-2);
+      // The units summarise attention from every later token: a rollback keeps all or nothing, and
+      // after nothing the session starts afresh.
+      expect(() => session.truncate(40)).toThrow(/infllm memory cannot roll back to 40 of 90 tokens/);
+      expect(session.reusablePrefix([...tokens.slice(0, 40), 5])).toBe(0);
+      session.truncate(0);
+      const again = await session.evaluate(tokens.slice(0, 60));
+      again.forEach((row, i) => expect(relativeError(row, got[i])).toBeLessThan(1e-6));
+    } finally {
+      session.destroy();
+    }
+  });
+
   it('selection in prefill chunks: the recent window grows to cover the chunk, so every query sees the chunk before it', async () => {
     const gpu = await testGpu();
     const tokens = randomTokens(60, 17);
@@ -321,7 +411,7 @@ describe('KV policies on the GPU', () => {
     const full = new Session(gpu, decoder, { contextLength: 64, prefillChunk: 16 });
     const want = await full.evaluate(tokens);
     full.destroy();
-    for (const options of [...policies, { policy: 'tokenselect' } as const, { policy: 'tidaldecode' } as const]) {
+    for (const options of [...policies, { policy: 'tokenselect' } as const, { policy: 'tidaldecode' } as const, { policy: 'infllm' } as const]) {
       const session = new Session(gpu, decoder, { prefillChunk: 16, contextLength: 64, kv: { ...options, budget: 48 } });
       const got = await session.evaluate(tokens);
       expect((await session.kvStats())!.evictions).toBe(0);

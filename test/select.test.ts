@@ -2,12 +2,12 @@
 // longer than the workgroup, k from 0 to past n, forced sinks and windows (overlapping when the
 // row is short), a row stride, many ties, NaN and -Infinity.
 import { describe, expect, it } from 'vitest';
-import { selectTopK, selectedCount, selectionReuse } from '../src/kernels/select';
-import { selectTopKRef, selectionReuseRef } from '../src/reference/select';
+import { selectTopK, selectedCount, selectionReuse, unitScores } from '../src/kernels/select';
+import { selectTopKRef, selectionReuseRef, unitScoresRef } from '../src/reference/select';
 import { reductionVariants } from './gpu-variants';
 import { randomNormal, rng } from './util';
 
-const cases: Array<{ rows: number; n: number; k: number; first?: number; last?: number; stride?: number }> = [
+const cases: Array<{ rows: number; n: number; k: number; first?: number; last?: number; stride?: number; start?: number }> = [
   { rows: 3, n: 1000, k: 100 },
   { rows: 2, n: 4097, k: 256, first: 4, last: 64, stride: 4100 },
   { rows: 4, n: 255, k: 16, first: 8, last: 32 },
@@ -15,12 +15,13 @@ const cases: Array<{ rows: number; n: number; k: number; first?: number; last?: 
   { rows: 2, n: 50, k: 0, first: 2, last: 3 },
   { rows: 1, n: 77, k: 200 }, // k past n: everything
   { rows: 1, n: 1, k: 1 },
+  { rows: 2, n: 16, k: 4, stride: 100, start: 48 }, // one block of a longer row (InfLLM's representatives)
 ];
 
 for (const variant of reductionVariants) {
   describe(`selectTopK (${variant.name})`, () => {
     for (const c of cases) {
-      it(`${c.rows} rows of ${c.n}, k = ${c.k}, first ${c.first ?? 0}, last ${c.last ?? 0}`, async () => {
+      it(`${c.rows} rows of ${c.n}${c.start ? ` from ${c.start}` : ''}, k = ${c.k}, first ${c.first ?? 0}, last ${c.last ?? 0}`, async () => {
         const gpu = await variant.gpu();
         const stride = c.stride ?? c.n;
         const x = randomNormal(c.rows * stride, c.n + c.k);
@@ -32,10 +33,11 @@ for (const variant of reductionVariants) {
           else if (u < 0.34) x[i] = -Infinity;
         }
         const outStride = selectedCount(c.n, c.k, c.first, c.last) + 3;
-        const out = gpu.buffer(c.rows * outStride * 4);
+        const outOffset = c.start ? 5 : 0;
+        const out = gpu.buffer((outOffset + c.rows * outStride) * 4);
         const counts = gpu.buffer(c.rows * 4);
-        await gpu.run((pass) => selectTopK(gpu, pass, { ...c, x: gpu.upload(x), out, counts, outStride }), 'select');
-        const got = await gpu.readU32(out, c.rows * outStride);
+        await gpu.run((pass) => selectTopK(gpu, pass, { ...c, x: gpu.upload(x), out, counts, outStride, outOffset }), 'select');
+        const got = (await gpu.readU32(out, outOffset + c.rows * outStride)).subarray(outOffset);
         const gotCounts = await gpu.readU32(counts, c.rows);
         const want = selectTopKRef(x, c);
         for (let row = 0; row < c.rows; row++) {
@@ -69,6 +71,18 @@ for (const variant of reductionVariants) {
       }
       expect(decisions).toEqual([false, true, false, false]);
       expect(Array.from(await gpu.readU32(state, 3))).toEqual([1, 1, 3]);
+    });
+
+    it('unit scores: each unit sums its representatives\' scores, per kv head', async () => {
+      const gpu = await variant.gpu();
+      const [heads, units, per, xStride, repStride, outStride] = [2, 70, 3, 300, 215, 72];
+      const x = randomNormal(heads * xStride, 51);
+      const r = rng(52);
+      const rep = Uint32Array.from({ length: heads * repStride }, () => Math.floor(r() * xStride));
+      const out = gpu.buffer(heads * outStride * 4);
+      await gpu.run((pass) => unitScores(gpu, pass, { x: gpu.upload(x), xStride, rep: gpu.upload(rep), repStride, out, outStride, heads, units, per }));
+      const got = await gpu.readF32(out, heads * outStride);
+      unitScoresRef(x, xStride, rep, repStride, heads, units, per).forEach((row, h) => row.forEach((want, u) => expect(got[h * outStride + u]).toBeCloseTo(want, 5)));
     });
 
     it('refuses an output row too short for the selection', async () => {

@@ -14,6 +14,7 @@ import type { Decoder, DecoderScratch } from '../models/decoder';
 import { AbortError } from './generate';
 import { CompressedCache, type KvStats } from './kv/compressed-cache';
 import { KeySelection } from './kv/key-selection';
+import { UnitMemory } from './kv/unit-memory';
 import { type KvPolicyOptions, createKvPolicy } from './kv/policy';
 
 /** Draft tokens that a kernel writes on the GPU (Token Recycling), with an optional hook after the verify forward. */
@@ -55,8 +56,8 @@ export class Session {
   readonly tokens: number[] = [];
   /** The cache under an eviction policy, when the session has one. */
   readonly compressed: CompressedCache | null = null;
-  /** Per-step key selection (sparse attention), under a selection policy. */
-  readonly selection: KeySelection | null = null;
+  /** Per-step selection of keys (TokenSelect, TidalDecode) or memory units (InfLLM), under a selection policy. */
+  readonly selection: KeySelection | UnitMemory | null = null;
   /** u32: where sampling writes the next token id. */
   readonly sampledToken: GPUBuffer;
   private readonly ids: GPUBuffer;
@@ -103,7 +104,7 @@ export class Session {
       throw error;
     }
     if (evicting) this.compressed = new CompressedCache(gpu, model, evicting, this.caches, this.capacity);
-    if (policy?.kind === 'select') this.selection = new KeySelection(gpu, model, policy, this.capacity, chunk);
+    if (policy?.kind === 'select') this.selection = new (policy.units ? UnitMemory : KeySelection)(gpu, model, policy, this.capacity, chunk);
     this.scratch = model.createScratch(chunk);
     this.ids = gpu.buffer(chunk * 4, 'ids');
     this.positions = gpu.buffer(chunk * 4, 'positions');
@@ -140,7 +141,15 @@ export class Session {
     let common = 0;
     while (common < ids.length && common < this.tokens.length && this.tokens[common] === ids[common]) common++;
     common = Math.min(common, ids.length - 1);
-    return this.compressed && common < this.tokens.length ? 0 : common;
+    return !this.canRollBack && common < this.tokens.length ? 0 : common;
+  }
+
+  /**
+   * Whether truncate() may keep part of the history. An evicting cache no longer holds it; InfLLM's
+   * memory units were summarised by attention from tokens a rollback would forget.
+   */
+  get canRollBack(): boolean {
+    return !this.compressed && !(this.selection instanceof UnitMemory);
   }
 
   /** Bytes of KV cache memory this session holds. */
@@ -431,11 +440,14 @@ export class Session {
    */
   truncate(length: number): void {
     if (!Number.isInteger(length) || length < 0 || length > this.tokens.length) throw new GpuError('bad-argument', `cannot truncate ${this.tokens.length} tokens to ${length}`);
-    if (this.compressed && length !== this.tokens.length) {
-      if (length !== 0) throw new GpuError('bad-argument', `a compressed KV cache cannot roll back to ${length} of ${this.tokens.length} tokens (only to 0)`);
-      this.compressed.reset();
+    if (!this.canRollBack && length !== 0 && length !== this.tokens.length) {
+      const what = this.compressed ? 'a compressed KV cache' : `an ${this.selection!.policy.name} memory`;
+      throw new GpuError('bad-argument', `${what} cannot roll back to ${length} of ${this.tokens.length} tokens (only to 0)`);
     }
-    if (this.selection && length < this.tokens.length) this.selection.reset();
+    if (length < this.tokens.length) {
+      this.compressed?.reset();
+      this.selection?.reset(length);
+    }
     this.tokens.length = length;
   }
 

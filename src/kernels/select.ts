@@ -1,6 +1,6 @@
 // Sorted top-k selection (src/shaders/select.ts): which keys a sparse attention step reads.
 import { type Binding, type Gpu, check, grid } from '../gpu';
-import { selectWgsl, selectionReuseWgsl } from '../shaders/select';
+import { selectWgsl, selectionReuseWgsl, unitScoresWgsl } from '../shaders/select';
 import { bindingBytes } from './matmul';
 
 export interface SelectArgs {
@@ -18,6 +18,10 @@ export interface SelectArgs {
   out: Binding;
   counts: Binding;
   outStride: number;
+  /** A row's candidates start `start` values into it and are numbered from there (default 0). */
+  start?: number;
+  /** Where row 0's indices start in out (default 0). */
+  outOffset?: number;
 }
 
 /** The number of indices a row of n candidates gets. */
@@ -31,17 +35,19 @@ export function selectTopK(gpu: Gpu, pass: GPUComputePassEncoder, args: SelectAr
   const stride = args.stride ?? n;
   const first = args.first ?? 0;
   const last = args.last ?? 0;
-  for (const [name, v] of Object.entries({ rows, n, k, first, last, outStride, stride })) {
+  const start = args.start ?? 0;
+  const outOffset = args.outOffset ?? 0;
+  for (const [name, v] of Object.entries({ rows, n, k, first, last, outStride, stride, start, outOffset })) {
     check(Number.isInteger(v) && v >= 0 && v < 2 ** 31, `selectTopK: bad ${name} ${v}`);
   }
-  check(stride >= n, `selectTopK: stride ${stride} is below n ${n}`);
+  check(start + n <= stride || rows <= 1, `selectTopK: candidates ${start}..${start + n} overrun the row stride ${stride}`);
   check(outStride >= selectedCount(n, k, first, last), `selectTopK: ${selectedCount(n, k, first, last)} indices per row do not fit outStride ${outStride}`);
-  check(bindingBytes(args.x) >= rows * stride * 4, `selectTopK: x must be f32 [${rows}][${stride}]`);
-  check(bindingBytes(args.out) >= rows * outStride * 4 && bindingBytes(args.counts) >= rows * 4, `selectTopK: out must be u32 [${rows}][${outStride}], counts u32 [${rows}]`);
+  check(bindingBytes(args.x) >= ((rows - 1) * stride + start + n) * 4, `selectTopK: x must be f32 [${rows}][${stride}] with ${start + n} candidates a row`);
+  check(bindingBytes(args.out) >= (outOffset + (rows - 1) * outStride + selectedCount(n, k, first, last)) * 4 && bindingBytes(args.counts) >= rows * 4, `selectTopK: out must be u32 [${rows}][${outStride}] after ${outOffset}, counts u32 [${rows}]`);
   if (rows === 0) return;
   const subgroups = gpu.features.subgroups;
   const pipeline = gpu.pipeline(`select-top-k${subgroups ? '-subgroups' : ''}`, () => selectWgsl(subgroups));
-  const params = gpu.uniform(new Uint32Array([rows, n, stride, k, first, last, outStride]));
+  const params = gpu.uniform(new Uint32Array([rows, n, stride, k, first, last, outStride, start, outOffset]));
   gpu.dispatch(pass, pipeline, [args.x, args.out, args.counts, params], grid(rows, gpu.limits.maxComputeWorkgroupsPerDimension));
 }
 
@@ -76,4 +82,18 @@ export function selectionReuse(gpu: Gpu, pass: GPUComputePassEncoder, args: Sele
   const { buffer, offset } = args.dispatchArgs;
   check(offset % 256 === 0, 'selectionReuse: dispatch arguments must start at a multiple of 256 bytes');
   gpu.dispatch(pass, pipeline, [args.q, args.fingerprint, { buffer, offset, size: 24 }, args.state, gpu.uniform(params)], [1]);
+}
+
+/** out[h][u] = Σ_{i < per} x[h][rep[h][u * per + i]] for u < units: InfLLM's unit relevance from its representatives' scores. */
+export function unitScores(gpu: Gpu, pass: GPUComputePassEncoder, args: {
+  x: Binding; xStride: number; rep: Binding; repStride: number; out: Binding; outStride: number; heads: number; units: number; per: number;
+}): void {
+  const { heads, units, per, xStride, repStride, outStride } = args;
+  for (const [name, v] of Object.entries({ heads, units, per, xStride, repStride, outStride })) check(Number.isInteger(v) && v >= 0, `unitScores: bad ${name} ${v}`);
+  check(repStride >= units * per && outStride >= units, `unitScores: ${units} units of ${per} do not fit the strides`);
+  check(bindingBytes(args.rep) >= heads * repStride * 4 && bindingBytes(args.out) >= heads * outStride * 4 && bindingBytes(args.x) >= heads * xStride * 4, 'unitScores: a buffer is too small');
+  if (units === 0 || heads === 0) return;
+  const pipeline = gpu.pipeline('unit-scores', () => unitScoresWgsl);
+  const params = gpu.uniform(new Uint32Array([heads, units, per, xStride, repStride, outStride]));
+  gpu.dispatch(pass, pipeline, [args.x, args.rep, args.out, params], [Math.ceil(units / 64), heads]);
 }

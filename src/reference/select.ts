@@ -2,9 +2,14 @@
  * Per row of x [rows][stride]: [0, first) ∪ [n − last, n) ∪ the k largest of the other values
  * (ties to the lower index, NaN below everything), ascending. The twin of kernels/select.
  */
-export function selectTopKRef(x: Float32Array, o: { rows: number; n: number; stride?: number; k: number; first?: number; last?: number }): number[][] {
+export function selectTopKRef(x: Float32Array, o: { rows: number; n: number; stride?: number; k: number; first?: number; last?: number; start?: number }): number[][] {
   const { rows, n, k } = o;
   const stride = o.stride ?? n;
+  const start = o.start ?? 0;
+  if (start) {
+    const shifted = selectTopKRef(Float32Array.from({ length: rows * n }, (_, i) => x[Math.floor(i / n) * stride + start + (i % n)]), { ...o, stride: n, start: 0 });
+    return shifted.map((list) => list.map((i) => i + start));
+  }
   const first = o.first ?? 0;
   const last = o.last ?? 0;
   const lists: number[][] = [];
@@ -39,4 +44,13 @@ export function selectionReuseRef(q: Float32Array, rows: number, fingerprint: Fl
   for (let i = 0; i < width; i++) { dot += now[i] * fingerprint[i]; a += now[i] ** 2; b += fingerprint[i] ** 2; }
   const reuse = dot / Math.sqrt(Math.max(a * b, 1e-30)) >= threshold;
   return { reuse, fingerprint: reuse ? fingerprint : now };
+}
+
+/** InfLLM's unit relevance: out[h][u] = Σ_i x[h][rep[h][u * per + i]]. The twin of kernels/select unitScores. */
+export function unitScoresRef(x: Float32Array, xStride: number, rep: Uint32Array, repStride: number, heads: number, units: number, per: number): number[][] {
+  return Array.from({ length: heads }, (_, h) => Array.from({ length: units }, (_, u) => {
+    let sum = 0;
+    for (let i = 0; i < per; i++) sum += x[h * xStride + rep[h * repStride + u * per + i]];
+    return sum;
+  }));
 }

@@ -21,6 +21,8 @@ struct Params {
   first: u32,      // indices [0, first) are always selected
   last: u32,       // indices [n - last, n) are always selected
   out_stride: u32, // row stride of out
+  start: u32,      // candidate i of a row is x[row * stride + start + i], written out as start + i
+  out_offset: u32, // where row 0's indices start in out
 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
@@ -54,7 +56,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let row = wid.x + wid.y * groups.x;
   if (row >= params.rows) { return; } // uniform across the workgroup
   let n = params.n;
-  let base = row * params.stride;
+  let base = row * params.stride + params.start;
   let forced = min(n, params.first + params.last);
   let want = min(n, forced + params.k);
   let chunk = (n + WG - 1u) / WG;
@@ -80,12 +82,12 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let take = want - count_sum(Count(above)).n; // ties to select, lowest indices first
   let ties_before = before_me(ties, lid);
   let my_ties = min(ties, take - min(take, ties_before));
-  var at = row * params.out_stride + before_me(above + my_ties, lid);
+  var at = params.out_offset + row * params.out_stride + before_me(above + my_ties, lid);
   var tie_rank = ties_before;
   for (var i = begin; i < end; i++) {
     let key = key_at(base, i);
     if (key > t || (key == t && tie_rank < take)) {
-      out[at] = i;
+      out[at] = params.start + i;
       at++;
     }
     tie_rank += select(0u, 1u, key == t);
@@ -162,3 +164,34 @@ fn main(@builtin(local_invocation_index) lid: u32${laneBuiltins(subgroups)}) {
 }
 `;
 }
+
+/**
+ * InfLLM's unit relevance (B8): each memory unit's score is the sum of the scores of its
+ * representative tokens, score[h][u] = Σ_i x[h][rep[h][u * per + i]]. One thread per (unit, kv head).
+ */
+export const unitScoresWgsl = /* wgsl */ `
+struct Params {
+  heads: u32,
+  units: u32,
+  per: u32,        // representatives per unit
+  x_stride: u32,   // row stride of x (per kv head)
+  rep_stride: u32, // row stride of rep
+  out_stride: u32, // row stride of out
+}
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> rep: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let unit = gid.x;
+  let head = gid.y;
+  if (unit >= params.units || head >= params.heads) { return; }
+  var sum = 0.0;
+  for (var i = 0u; i < params.per; i++) {
+    sum += x[head * params.x_stride + rep[head * params.rep_stride + unit * params.per + i]];
+  }
+  out[head * params.out_stride + unit] = sum;
+}
+`;

@@ -39,7 +39,8 @@ export class KeySelection {
   private readonly counts: GPUBuffer;
   private readonly listBytes: number;
   private readonly maxSelected: number;
-  private lastStep: { kvLen: number; recent: number } | null = null;
+  /** Whether a sparse step has written the lists since the last reset (stats read them). */
+  private selectedOnce = false;
 
   constructor(
     private readonly gpu: Gpu,
@@ -77,7 +78,7 @@ export class KeySelection {
     this.steps++;
     if (kvLen <= policy.sinks + policy.topK + recent) return { mask: CAUSAL };
     this.sparseSteps++;
-    this.lastStep = { kvLen, recent };
+    this.selectedOnce = true;
     let latest: AttentionMask = CAUSAL; // the list of the latest 'full-select' layer
     return {
       mask: CAUSAL,
@@ -92,7 +93,7 @@ export class KeySelection {
         },
         after: (pass, layer, args) => {
           if (this.roles[layer] !== 'full-select') return;
-          attentionMass(this.gpu, pass, { ...args, lse: args.lse, mask: CAUSAL, mass: this.layerMass(layer), massStride: this.capacity });
+          attentionMass(this.gpu, pass, { ...args, mask: CAUSAL, mass: this.layerMass(layer), massStride: this.capacity });
           latest = this.select(pass, layer, args, recent);
         },
       },
@@ -141,7 +142,7 @@ export class KeySelection {
     const stats: KvStats = { policy: policy.name, budget: policy.budget, keptTokens: tokens, evictedTokens: 0, evictions: 0, keptPositions: [] };
     const layer = this.roles.findIndex((role) => role === 'select' || role === 'full-select');
     let positions: number[] = [];
-    if (this.lastStep && layer >= 0) {
+    if (this.selectedOnce && layer >= 0) {
       const count = new Uint32Array(await this.gpu.read(this.counts, layer * ALIGN, 4))[0];
       positions = Array.from(new Uint32Array(await this.gpu.read(this.lists, layer * this.listBytes, count * 4)));
     }
@@ -158,17 +159,13 @@ export class KeySelection {
   }
 
   /**
-   * After a rollback: no ranking is reused, and no stale score outranks an unscored key (scores
-   * past the context a layer last scored must be zero for the selection cache).
+   * After a rollback (to any length): no ranking is reused, and no stale score outranks an
+   * unscored key (scores past the context a layer last scored must be zero for the selection cache).
    */
-  reset(): void {
-    this.lastStep = null;
+  reset(_length: number): void {
+    this.selectedOnce = false;
     this.gpu.write(this.mass, new Float32Array(this.mass.size / 4));
-    if (this.reuse) {
-      const state = new Uint32Array(this.reuse.state.size / 4);
-      for (let l = 0; l < this.roles.length; l++) state.set([0, 0, 0], (l * ALIGN) / 4);
-      this.gpu.write(this.reuse.state, state);
-    }
+    if (this.reuse) this.gpu.write(this.reuse.state, new Uint32Array(this.reuse.state.size / 4));
   }
 
   destroy(): void {

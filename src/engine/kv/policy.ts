@@ -12,8 +12,8 @@
 // change. Their budget is the number of tokens a step attends to.
 import type { AttentionMask } from '../../kernels/attention';
 
-export type KvPolicyName = 'full' | 'streaming-llm' | 'lm-infinite' | 'h2o' | 'keyformer' | 'snapkv' | 'tokenselect' | 'tidaldecode';
-export const KV_POLICIES: readonly KvPolicyName[] = ['full', 'streaming-llm', 'lm-infinite', 'h2o', 'keyformer', 'snapkv', 'tokenselect', 'tidaldecode'];
+export type KvPolicyName = 'full' | 'streaming-llm' | 'lm-infinite' | 'h2o' | 'keyformer' | 'snapkv' | 'tokenselect' | 'tidaldecode' | 'infllm';
+export const KV_POLICIES: readonly KvPolicyName[] = ['full', 'streaming-llm', 'lm-infinite', 'h2o', 'keyformer', 'snapkv', 'tokenselect', 'tidaldecode', 'infllm'];
 
 export interface KvPolicyOptions {
   policy: KvPolicyName;
@@ -38,6 +38,10 @@ export interface KvPolicyOptions {
    * above 1, every step ranks.
    */
   reuse?: number;
+  /** InfLLM: tokens per memory unit (default 16, or an eighth of a smaller budget). */
+  block?: number;
+  /** InfLLM: representative tokens per unit (default 4). */
+  representatives?: number;
 }
 
 /** What a policy sees when the cache is full. */
@@ -168,7 +172,7 @@ export type LayerRole = 'full' | 'full-select' | 'select' | 'sparse';
  */
 export interface SelectionPolicy {
   readonly kind: 'select';
-  readonly name: 'tokenselect' | 'tidaldecode';
+  readonly name: 'tokenselect' | 'tidaldecode' | 'infllm';
   /** Tokens a step attends to: sinks + topK + recent. Below that much context, attention is full. */
   readonly budget: number;
   readonly sinks: number;
@@ -176,6 +180,12 @@ export interface SelectionPolicy {
   readonly topK: number;
   /** TokenSelect's selection cache threshold (cosine similarity), or null: every step ranks. */
   readonly reuse: number | null;
+  /**
+   * InfLLM (B8): select whole memory units of `block` tokens instead of tokens: the sinks' units,
+   * the window's units and the `count` units whose `representatives` (the tokens that received the
+   * most attention while local) score highest against the step's queries.
+   */
+  readonly units?: { block: number; representatives: number; count: number };
   /** Per layer. */
   roles(layers: number): LayerRole[];
 }
@@ -184,12 +194,15 @@ class TopKSelection implements SelectionPolicy {
   readonly kind = 'select';
   readonly topK: number;
 
-  constructor(readonly name: 'tokenselect' | 'tidaldecode', readonly budget: number, readonly sinks: number, readonly recent: number, readonly reuse: number | null) {
-    this.topK = budget - sinks - recent;
+  constructor(
+    readonly name: 'tokenselect' | 'tidaldecode' | 'infllm', readonly budget: number, readonly sinks: number, readonly recent: number,
+    readonly reuse: number | null, readonly units?: { block: number; representatives: number; count: number },
+  ) {
+    this.topK = units ? units.count * units.block : budget - sinks - recent;
   }
 
   roles(layers: number): LayerRole[] {
-    if (this.name === 'tokenselect') return Array.from({ length: layers }, () => 'select');
+    if (this.name !== 'tidaldecode') return Array.from({ length: layers }, () => 'select');
     // TidalDecode's defaults for 32 layers: full attention below layer 2, the selection at layer 1
     // used by the layers after it, and a re-selection (full attention) at layer 13. Scaled to depth.
     const sparseStart = Math.max(1, Math.round((2 * layers) / 32));
@@ -253,6 +266,17 @@ export function createKvPolicy(options: KvPolicyOptions): KvPolicy | SelectionPo
       const reuse = options.reuse ?? 0.9;
       if (!(reuse >= -1)) throw new RangeError(`TokenSelect's reuse threshold must be a cosine similarity (-1..1, or above 1 for never), got ${options.reuse}`);
       return new TopKSelection(policy, budget, sinks, recent, policy === 'tokenselect' && reuse <= 1 ? reuse : null);
+    }
+    case 'infllm': {
+      // Units of 16 (the paper: 128 for 4K+ contexts), smaller for small budgets so some can be retrieved.
+      const block = positive(options.block ?? Math.min(16, Math.max(1, Math.floor(budget / 8))), 'InfLLM unit size', budget);
+      const representatives = positive(options.representatives ?? 4, 'InfLLM representatives per unit', block);
+      const sinks = positive(options.sinks ?? 4, 'sinks', budget);
+      const recent = positive(options.recent ?? Math.floor(budget / 4), 'recent window', budget);
+      // Attended: the sinks' units, the window's (one more for a partial unit) and the retrieved ones.
+      const count = Math.floor(budget / block) - Math.ceil(sinks / block) - (Math.ceil(recent / block) + 1);
+      if (count < 1) throw new RangeError(`an InfLLM budget of ${budget} tokens leaves no unit to retrieve after the sinks' and the window's units of ${block}`);
+      return new TopKSelection(policy, budget, sinks, recent, null, { block, representatives, count });
     }
   }
 }
