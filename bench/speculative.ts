@@ -10,7 +10,7 @@
 // --gpu   Chromium on the machine's GPU and Node on the system's Vulkan driver instead of SwiftShader
 import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { chromium } from '@playwright/test';
+import { launchChromium } from './chromium.mjs';
 import { createServer } from 'vite';
 import { createEngine } from '../src/engine/engine';
 import type { ModelInfo } from '../src/engine/engine-core';
@@ -53,14 +53,7 @@ if (!process.argv.includes('--node-only')) {
   // No file watching: editing the sources during a long run must not reload the page and restart it.
   const server = await createServer({ logLevel: 'error', server: { host: '127.0.0.1', port: 5181, strictPort: false, hmr: false, watch: { ignored: ['**/*'] } } });
   await server.listen();
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: [
-      '--enable-unsafe-webgpu',
-      ...(useSwiftShader ? ['--use-webgpu-adapter=swiftshader', '--enable-unsafe-swiftshader'] : ['--enable-features=Vulkan', '--ignore-gpu-blocklist']),
-      '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run',
-    ],
-  });
+  const browser = await launchChromium({ swiftShader: useSwiftShader });
   try {
     const page = await browser.newPage();
     page.on('console', (message) => {

@@ -10,7 +10,7 @@
 // --only=RE    only the cases whose name matches RE (case-insensitive), e.g. --only='gemv Q4_K'
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { chromium } from '@playwright/test';
+import { launchChromium } from '../bench/chromium.mjs';
 import { createServer } from 'vite';
 import { ensureSystemDeps } from './system-deps.mjs';
 
@@ -40,14 +40,7 @@ if (!nodeOnly) {
   let browser;
   try {
     const base = server.resolvedUrls.local[0];
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-      args: [
-        '--enable-unsafe-webgpu',
-        ...(useSwiftShader ? ['--use-webgpu-adapter=swiftshader', '--enable-unsafe-swiftshader'] : ['--enable-features=Vulkan', '--ignore-gpu-blocklist']),
-        '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run',
-      ],
-    });
+    browser = await launchChromium({ swiftShader: useSwiftShader });
     const page = await browser.newPage();
     page.on('console', (message) => {
       if (message.text().startsWith('bench: ')) console.error(`  ${message.text().slice(7)}`);
