@@ -1,0 +1,201 @@
+// A CLIP-style vision tower and LLaVA's MLP projector on the GPU, loaded from llama.cpp's mmproj
+// GGUF (`general.architecture = clip`), reading its own metadata: image and patch size, width,
+// heads, blocks, LayerNorm epsilon, mean/std, projector type. The forward pass:
+//
+//   patches (CPU: resize is the caller's, normalise and cut into 3·P·P rows) → patch embedding (a
+//   matmul with the conv kernel as [dim][3·P·P]) → class token first, + position embeddings →
+//   pre-LayerNorm → blocks of [LN → Q/K/V → non-causal attention → out → residual; LN → up → GELU
+//   → down → residual] → hidden states; projector over the patch tokens: mm.0 → GELU → mm.2.
+//
+// Attention reads K/V from a one-page-per-16-tokens cache like the decoder's (mask 'none').
+import type { GGUFFile } from '../formats/gguf-reader';
+import { dequantize } from '../formats/quantize';
+import { type Gpu, GpuError } from '../gpu';
+import { activation } from '../kernels/activation';
+import { attention } from '../kernels/attention';
+import { addInPlace, copy } from '../kernels/elementwise';
+import { type KvCache, PAGE, createKvCache, destroyKvCache, identityPageTable, kvWrite } from '../kernels/kv-cache';
+import { type QuantizedWeight, matmul, uploadWeight } from '../kernels/matmul';
+import { layerNorm } from '../kernels/norm';
+
+export interface VisionConfig {
+  imageSize: number;
+  patchSize: number;
+  /** Width of the tower. */
+  hidden: number;
+  heads: number;
+  blocks: number;
+  ffn: number;
+  eps: number;
+  /** Width of the projector's output (the language model's). */
+  projection: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  /** Patch tokens (the class token comes first, before them). */
+  patches: number;
+}
+
+interface Linear { w: QuantizedWeight; b: GPUBuffer }
+interface Norm { w: GPUBuffer; b: GPUBuffer }
+interface Block { ln1: Norm; q: Linear; k: Linear; v: Linear; out: Linear; ln2: Norm; up: Linear; down: Linear }
+
+/** The mmproj's configuration, checked: a CLIP vision tower with an MLP (LLaVA) projector. */
+export function visionConfigFromGGUF(file: GGUFFile): VisionConfig {
+  const fail = (message: string): never => { throw new GpuError('unsupported', `mmproj: ${message}`); };
+  if (file.getString('general.architecture') !== 'clip') fail(`architecture ${JSON.stringify(file.getString('general.architecture'))} is not clip`);
+  if (file.getBool('clip.has_vision_encoder') === false) fail('the file has no vision encoder');
+  const projector = file.getString('clip.projector_type') ?? 'mlp';
+  if (projector !== 'mlp') fail(`projector type ${JSON.stringify(projector)} is not supported (mlp, LLaVA's)`);
+  const number = (key: string) => file.getNumber(`clip.vision.${key}`) ?? fail(`clip.vision.${key} is missing`);
+  const triple = (key: string) => {
+    const value = file.get(`clip.vision.${key}`);
+    const numbers = value instanceof Float32Array || value instanceof Float64Array ? Array.from(value) : value;
+    return Array.isArray(numbers) && numbers.length === 3 && numbers.every((x) => typeof x === 'number') ? (numbers as [number, number, number]) : fail(`clip.vision.${key} is not three numbers`);
+  };
+  const imageSize = number('image_size');
+  const patchSize = number('patch_size');
+  if (imageSize % patchSize) fail(`image size ${imageSize} is not a multiple of the patch size ${patchSize}`);
+  const config: VisionConfig = {
+    imageSize, patchSize, hidden: number('embedding_length'), heads: number('attention.head_count'), blocks: number('block_count'),
+    ffn: number('feed_forward_length'), eps: number('attention.layer_norm_epsilon'), projection: number('projection_dim'),
+    mean: triple('image_mean'), std: triple('image_std'), patches: (imageSize / patchSize) ** 2,
+  };
+  if (config.hidden % config.heads) fail(`width ${config.hidden} is not a multiple of ${config.heads} heads`);
+  if (!file.tensor('v.class_embd')) fail('no class token (v.class_embd): only CLIP-style towers are supported');
+  return config;
+}
+
+/**
+ * Image rows for the patch embedding: `rgb` is uint8 [size][size][3] at the model's image size;
+ * out[p][c·P·P + y·P + x] is channel c of pixel (x, y) of patch p (row-major patches), normalised
+ * by the model's mean and std, the order of the conv kernel's [dim][3][P][P] weights.
+ */
+export function imagePatches(config: VisionConfig, rgb: Uint8Array): Float32Array {
+  const { imageSize: size, patchSize: P, mean, std } = config;
+  if (rgb.length !== size * size * 3) throw new GpuError('bad-argument', `an image of ${rgb.length} bytes is not ${size}x${size} RGB`);
+  const perRow = size / P;
+  const out = new Float32Array(config.patches * 3 * P * P);
+  for (let py = 0; py < perRow; py++) for (let px = 0; px < perRow; px++) {
+    const base = (py * perRow + px) * 3 * P * P;
+    for (let c = 0; c < 3; c++) for (let y = 0; y < P; y++) for (let x = 0; x < P; x++) {
+      const value = rgb[((py * P + y) * size + px * P + x) * 3 + c] / 255;
+      out[base + (c * P + y) * P + x] = (value - mean[c]) / std[c];
+    }
+  }
+  return out;
+}
+
+export class VisionEncoder {
+  private constructor(
+    readonly gpu: Gpu,
+    readonly config: VisionConfig,
+    private readonly w: {
+      patch: Linear; classToken: GPUBuffer; positions: GPUBuffer; preLn: Norm; blocks: Block[]; mm0: Linear; mm2: Linear; buffers: GPUBuffer[];
+    },
+  ) {}
+
+  static async load(gpu: Gpu, file: GGUFFile): Promise<VisionEncoder> {
+    const config = visionConfigFromGGUF(file);
+    const buffers: GPUBuffer[] = [];
+    const tensor = (name: string) => file.tensor(name) ?? (() => { throw new GpuError('unsupported', `mmproj: tensor ${name} is missing`); })();
+    const vector = async (name: string, n: number) => {
+      const info = tensor(name);
+      if (info.elements !== n) throw new GpuError('unsupported', `mmproj: ${name} has ${info.elements} values, expected ${n}`);
+      const buffer = gpu.upload(dequantize(info.type, await file.readTensor(info), info.elements), name);
+      buffers.push(buffer);
+      return buffer;
+    };
+    const linear = async (name: string, rows: number, cols: number): Promise<Linear> => {
+      const info = tensor(`${name}.weight`);
+      if (info.elements !== rows * cols) throw new GpuError('unsupported', `mmproj: ${name}.weight has ${info.elements} values, expected ${rows}x${cols}`);
+      const w = uploadWeight(gpu, info.type, rows, cols, await file.readTensor(info), { label: name });
+      buffers.push(...w.parts.map((p) => p.buffer));
+      return { w, b: await vector(`${name}.bias`, rows) };
+    };
+    const norm = async (name: string): Promise<Norm> => ({ w: await vector(`${name}.weight`, config.hidden), b: await vector(`${name}.bias`, config.hidden) });
+    const { hidden, ffn, patchSize: P } = config;
+    try {
+      const blocks: Block[] = [];
+      for (let i = 0; i < config.blocks; i++) {
+        const p = `v.blk.${i}.`;
+        blocks.push({
+          ln1: await norm(`${p}ln1`), q: await linear(`${p}attn_q`, hidden, hidden), k: await linear(`${p}attn_k`, hidden, hidden),
+          v: await linear(`${p}attn_v`, hidden, hidden), out: await linear(`${p}attn_out`, hidden, hidden), ln2: await norm(`${p}ln2`),
+          up: await linear(`${p}ffn_up`, ffn, hidden), down: await linear(`${p}ffn_down`, hidden, ffn),
+        });
+      }
+      return new VisionEncoder(gpu, config, {
+        patch: await linear('v.patch_embd', hidden, 3 * P * P), classToken: await vector('v.class_embd', hidden),
+        positions: await vector('v.position_embd.weight', (config.patches + 1) * hidden), preLn: await norm('v.pre_ln'), blocks,
+        mm0: await linear('mm.0', config.projection, hidden), mm2: await linear('mm.2', config.projection, config.projection), buffers,
+      });
+    } catch (error) {
+      for (const b of buffers) b.destroy();
+      throw error;
+    }
+  }
+
+  /**
+   * One image (uint8 RGB at the model's size) through the tower and the projector: the hidden
+   * states f32 [1 + patches][hidden] (class token first) and the image embeddings f32
+   * [patches][projection] the language model reads.
+   */
+  async encode(rgb: Uint8Array): Promise<{ hidden: Float32Array; embeddings: Float32Array }> {
+    const { gpu, config: c, w } = this;
+    const T = c.patches + 1;
+    const D = c.hidden;
+    const headDim = D / c.heads;
+    const f32 = (n: number, label: string) => gpu.buffer(n * 4, label);
+    const scratch = {
+      pixels: gpu.upload(imagePatches(c, rgb), 'image patches'),
+      x: f32(T * D, 'vision x'), h: f32(T * D, 'vision h'), q: f32(T * D, 'vision q'), k: f32(T * D, 'vision k'), v: f32(T * D, 'vision v'),
+      attn: f32(T * D, 'vision attention'), up: f32(T * c.ffn, 'vision ffn'), mid: f32(c.patches * c.projection, 'projector mid'),
+      out: f32(c.patches * c.projection, 'image embeddings'),
+    };
+    const capacity = Math.ceil(T / PAGE) * PAGE;
+    const pageTable = gpu.upload(identityPageTable(capacity), 'vision page table');
+    const slots = gpu.upload(Uint32Array.from({ length: T }, (_, i) => i), 'vision slots');
+    let cache: KvCache | null = null;
+    try {
+      cache = createKvCache(gpu, { capacity, kvHeads: c.heads, headDim, format: 'f32', pageTable });
+      const kv = cache;
+      const linear = (pass: GPUComputePassEncoder, l: Linear, x: GPUBuffer | GPUBufferBinding, y: GPUBuffer | GPUBufferBinding, M: number) => matmul(gpu, pass, { x, w: l.w, y, M, bias: l.b });
+      await gpu.run((pass) => {
+        // Patch tokens after the class token, then the position embeddings over all.
+        linear(pass, w.patch, scratch.pixels, scratch.h, c.patches);
+        copy(gpu, pass, { src: w.classToken, dst: scratch.x, n: D });
+        copy(gpu, pass, { src: scratch.h, dst: scratch.x, n: c.patches * D, dstOffset: D });
+        addInPlace(gpu, pass, { x: scratch.x, y: w.positions, n: T * D });
+        layerNorm(gpu, pass, { x: scratch.x, weight: w.preLn.w, bias: w.preLn.b, rows: T, n: D, eps: c.eps });
+        for (const block of w.blocks) {
+          layerNorm(gpu, pass, { x: scratch.x, out: scratch.h, weight: block.ln1.w, bias: block.ln1.b, rows: T, n: D, eps: c.eps });
+          linear(pass, block.q, scratch.h, scratch.q, T);
+          linear(pass, block.k, scratch.h, scratch.k, T);
+          linear(pass, block.v, scratch.h, scratch.v, T);
+          kvWrite(gpu, pass, { cache: kv, k: scratch.k, v: scratch.v, slots, count: T });
+          attention(gpu, pass, { q: scratch.q, cache: kv, out: scratch.attn, T, numHeads: c.heads, kvLen: T, queryStart: 0, scale: 1 / Math.sqrt(headDim), mask: { kind: 'none' } });
+          linear(pass, block.out, scratch.attn, scratch.h, T);
+          addInPlace(gpu, pass, { x: scratch.x, y: scratch.h, n: T * D });
+          layerNorm(gpu, pass, { x: scratch.x, out: scratch.h, weight: block.ln2.w, bias: block.ln2.b, rows: T, n: D, eps: c.eps });
+          linear(pass, block.up, scratch.h, scratch.up, T);
+          activation(gpu, pass, { kind: 'gelu-tanh', x: scratch.up, n: T * c.ffn });
+          linear(pass, block.down, scratch.up, scratch.h, T);
+          addInPlace(gpu, pass, { x: scratch.x, y: scratch.h, n: T * D });
+        }
+        // The projector over the patch tokens (the class token is not passed on).
+        copy(gpu, pass, { src: scratch.x, dst: scratch.h, n: c.patches * D, srcOffset: D });
+        linear(pass, w.mm0, scratch.h, scratch.mid, c.patches);
+        activation(gpu, pass, { kind: 'gelu-tanh', x: scratch.mid, n: c.patches * c.projection });
+        linear(pass, w.mm2, scratch.mid, scratch.out, c.patches);
+      }, 'vision encoder');
+      return { hidden: await gpu.readF32(scratch.x, T * D), embeddings: await gpu.readF32(scratch.out, c.patches * c.projection) };
+    } finally {
+      if (cache) destroyKvCache(cache);
+      for (const b of [...Object.values(scratch), pageTable, slots]) b.destroy();
+    }
+  }
+
+  destroy(): void {
+    for (const b of this.w.buffers) b.destroy();
+  }
+}
