@@ -1,7 +1,9 @@
 // The long run (issue 7): greedy generation far past the cache's size under StreamingLLM, on a
 // small synthetic model, with memory measured flat: the KV bytes, the GPU bind groups created
-// (none after warm-up: every step binds the same buffers) and the JS heap. CI runs 3,000 tokens;
-// TOKENWISE_LONG_RUN=1 runs the full 100,000 (about 10 minutes on SwiftShader with 2 cores):
+// (none after warm-up: every step binds the same buffers) and the JS heap (which grows only by the
+// token history). CI runs 3,000 tokens; TOKENWISE_LONG_RUN=1 runs the full 100,000 (about 12
+// minutes on SwiftShader with 2 cores; measured 2026-12-01: KV 16 KiB throughout, 60 bind groups
+// throughout, heap 12.5 -> 13.6 MiB from token 10,000 to 100,000, the history's 0.7 MiB and noise):
 //   TOKENWISE_LONG_RUN=1 npx vitest run test/long-run.test.ts
 import { expect, it } from 'vitest';
 import { Session } from '../src/engine/session';
@@ -39,9 +41,11 @@ it(`generates ${TOKENS.toLocaleString('en')} tokens under StreamingLLM with flat
     expect(session.kvBytes).toBe(kvBytes);
     expect(session.length).toBeLessThanOrEqual(session.capacity);
     expect(stats.evictedTokens).toBe(TOKENS + 4 - stats.keptTokens);
-    // After the first tenth, nothing new is bound and the heap does not grow with the tokens.
-    expect(samples.at(-1)!.bindGroups).toBe(samples[0].bindGroups);
-    expect(samples.at(-1)!.heap - samples[0].heap).toBeLessThan(2 ** 20);
+    // After the first tenth, nothing new is bound, and the heap grows by no more than the token
+    // history the session keeps (a number a token: 8 bytes, 16 with the array's spare capacity) and a little slack.
+    const [first, last] = [samples[0], samples.at(-1)!];
+    expect(last.bindGroups).toBe(first.bindGroups);
+    expect(last.heap - first.heap).toBeLessThan(16 * (last.tokens - first.tokens) + 2 ** 18);
     expect(distinct.size).toBeGreaterThan(1); // it generated, not one token forever
   } finally {
     session.destroy();
