@@ -34,6 +34,9 @@ export interface DraftProbs {
 /** Sampling settings with the seed and step that pick this verify step's uniforms. */
 export type TreeSampling = Omit<SamplingOptions, 'seed' | 'step'> & { seed: number; step: number };
 
+/** What the token history holds for an input row that was not a token (an image embedding). */
+export const IMAGE_TOKEN = -1;
+
 export interface SessionOptions {
   /** KV slots (tokens of context). Default: the model's context length, at most 2048. Ignored with a KV policy. */
   contextLength?: number;
@@ -72,6 +75,8 @@ export class Session {
   private readonly top1Out: GPUBuffer;
   /** Speculative sampling's buffers, made on first use: the tree rows' distributions and the accept kernel's scratch. */
   private sampling?: { probs: GPUBuffer; rowTokens: GPUBuffer; residual: GPUBuffer; left: GPUBuffer; result: GPUBuffer };
+  /** Rows for prefillEmbeddings, made on first use. */
+  private inputRows?: GPUBuffer;
   /** Draft-tree expansion's buffers, made on first use: Gumbel keys per row, chosen children and their probabilities. */
   private expansion?: { keys: GPUBuffer; children: GPUBuffer; childProbs: GPUBuffer };
 
@@ -169,20 +174,41 @@ export class Session {
     }
   }
 
+  /**
+   * Appends input rows that are not tokens (image embeddings, f32 [rows][hidden]); the history
+   * records IMAGE_TOKEN for each. The last row's logits land in scratch.logits.
+   */
+  async prefillEmbeddings(rows: Float32Array, signal?: AbortSignal): Promise<void> {
+    const hidden = this.model.config.hidden;
+    const count = rows.length / hidden;
+    if (!Number.isInteger(count) || count < 1) throw new GpuError('bad-argument', `${rows.length} values are not rows of ${hidden}`);
+    if (!this.compressed && this.length + count > this.capacity) {
+      throw new GpuError('too-large', `${this.length + count} tokens do not fit the session's context of ${this.capacity}`);
+    }
+    const chunk = this.scratch.maxTokens;
+    this.inputRows ??= this.gpu.buffer(chunk * hidden * 4, 'input embeddings');
+    for (let start = 0; start < count; start += chunk) {
+      if (signal?.aborted) throw new AbortError();
+      const n = Math.min(chunk, count - start);
+      this.gpu.write(this.inputRows, rows.subarray(start * hidden, (start + n) * hidden));
+      await this.step(new Array(n).fill(IMAGE_TOKEN), 'last', undefined, this.inputRows);
+    }
+  }
+
   /** One forward over `piece` (at most one scratch's worth), appended after the cached tokens. */
-  private async step(piece: number[], logits: 'last' | 'all', after?: (pass: GPUComputePassEncoder) => void): Promise<void> {
+  private async step(piece: number[], logits: 'last' | 'all', after?: (pass: GPUComputePassEncoder) => void, embeddings?: GPUBuffer): Promise<void> {
     await this.compressed?.makeRoom(piece.length);
     const first = this.length;
     // RoPE positions count every token seen; slots only those kept (the same without a policy).
     const position = this.tokens.length;
-    this.gpu.write(this.ids, Uint32Array.from(piece));
+    this.gpu.write(this.ids, Uint32Array.from(piece, (id) => Math.max(0, id)));
     this.gpu.write(this.positions, Uint32Array.from(piece, (_, i) => position + i));
     this.gpu.write(this.slots, Uint32Array.from(piece, (_, i) => first + i));
     await this.gpu.run((pass) => {
       const policy = this.compressed?.stepArgs(pass, piece.length) ?? this.selection?.stepArgs(piece.length, first + piece.length) ?? { mask: { kind: 'causal' } as const };
       this.model.forward(pass, this.scratch, this.caches, {
         count: piece.length, ids: this.ids, positions: this.positions, slots: this.slots,
-        queryStart: first, kvLen: first + piece.length, logits, ...policy,
+        queryStart: first, kvLen: first + piece.length, logits, embeddings, ...policy,
       });
       after?.(pass);
     }, logits === 'all' ? 'evaluate' : 'prefill');
@@ -464,6 +490,7 @@ export class Session {
     this.compressed?.destroy();
     this.selection?.destroy();
     this.caches.forEach(destroyKvCache);
+    this.inputRows?.destroy();
     for (const b of [this.pageTable, this.treeArgmax, this.treeEnd, this.treeParents, this.kvMoves, this.top1Out, ...Object.values(this.sampling ?? {}), ...Object.values(this.expansion ?? {}), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
   }
 }

@@ -74,6 +74,11 @@ export interface DecoderStep {
    * (f32 [rows][kvHeads][headDim]), per layer: a policy's sink tokens, placed again later.
    */
   capture?: { k: GPUBuffer[]; v: GPUBuffer[]; rows: number; dstRow: number };
+  /**
+   * Input rows f32 [count][hidden] used instead of looking `ids` up in the embedding table: image
+   * embeddings from a vision projector, spliced into the sequence (VLMs).
+   */
+  embeddings?: Binding;
   /** Per-layer attention masks chosen on the GPU (TokenSelect, TidalDecode); `mask` when absent. */
   layerAttention?: LayerAttention;
 }
@@ -138,7 +143,8 @@ export class Decoder {
     check(T >= 1 && T <= s.maxTokens, () => `decoder: ${T} tokens in one step, scratch holds ${s.maxTokens}`);
     check(cache.length === c.layers, () => `decoder: ${cache.length} KV caches for ${c.layers} layers`);
 
-    embedding(gpu, pass, { table: w.embedding, ids: step.ids, out: s.x, count: T });
+    if (step.embeddings) copy(gpu, pass, { src: step.embeddings, dst: s.x, n: T * c.hidden });
+    else embedding(gpu, pass, { table: w.embedding, ids: step.ids, out: s.x, count: T });
 
     w.layers.forEach((layer, l) => {
       if (step.skipLayers?.has(l)) return;
