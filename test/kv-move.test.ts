@@ -38,6 +38,13 @@ describe('kvMove', () => {
           expect(after[3]).toEqual(kvMoveRef(before[3], scaleWords, table, pairs));
         }
         expect(after[0]).not.toEqual(before[0]);
+        // Per head: each kv head compacts its own choice of slots.
+        const perHead = [5, 0, 9, 1, 20, 2, /* head 1: */ 7, 0, 8, 1, 63, 2];
+        await gpu.run((pass) => kvMove(gpu, pass, { cache, pairs: gpu.upload(Uint32Array.from(perHead)), count: 3, perHead: true }));
+        const moved = await Promise.all([cache.k, cache.v, cache.kScales, cache.vScales].map((b) => gpu.readU32(b, b.size / 4)));
+        expect(moved[0]).toEqual(kvMoveRef(after[0], dataWords, table, perHead, kvHeads));
+        expect(moved[1]).toEqual(kvMoveRef(after[1], dataWords, table, perHead, kvHeads));
+        if (format === 'int8' || format === 'int4') expect(moved[3]).toEqual(kvMoveRef(after[3], scaleWords, table, perHead, kvHeads));
       });
     }
   }

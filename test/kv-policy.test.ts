@@ -21,40 +21,48 @@ const argmax = (row: ArrayLike<number>) => {
 };
 
 /**
- * The reference: llamaForward with hooks that keep, per layer, the token in each cache slot and
- * the attention mass each slot received, evicting with the policy's own keep() when a token would
- * not fit (the GPU session evicts at the same moments with prefill chunks of 1).
+ * The reference: llamaForward with hooks that keep, per layer and kv head, the token in each cache
+ * slot and the attention mass each slot received, evicting with the policy's own keep() when a
+ * token would not fit (the GPU session evicts at the same moments with prefill chunks of 1). Each
+ * query sees the union of its layer's heads' tokens, and each kv head only its own (restrict).
  */
 function referenceWithPolicy(model: LlamaReferenceModel, tokens: number[], policy: KvPolicy, capacity: number) {
   const c = model.config;
   const group = c.nHead / c.nHeadKv;
-  const slots: number[][] = Array.from({ length: c.nLayer }, () => []);
+  const slots: number[][][] = Array.from({ length: c.nLayer }, () => Array.from({ length: c.nHeadKv }, () => []));
   let mass = Array.from({ length: c.nLayer }, () => new Float64Array(c.nHeadKv * capacity));
-  const kept: number[][][] = [];
+  const kept: number[][][][] = [];
   const evict = () => {
-    const keep = policy.keep({ used: slots[0].length, layers: c.nLayer, kvHeads: c.nHeadKv, stride: capacity, mass: mass.map((m) => Float32Array.from(m)) });
+    const keep = policy.keep({ used: slots[0][0].length, layers: c.nLayer, kvHeads: c.nHeadKv, stride: capacity, mass: mass.map((m) => Float32Array.from(m)) });
     const next = mass.map(() => new Float64Array(c.nHeadKv * capacity));
-    keep.forEach((chosen, l) => {
-      if (policy.massRows === 'all') for (let h = 0; h < c.nHeadKv; h++) chosen.forEach((slot, i) => { next[l][h * capacity + i] = mass[l][h * capacity + slot]; });
-      slots[l] = chosen.map((slot) => slots[l][slot]);
-    });
+    keep.forEach((heads, l) => heads.forEach((chosen, h) => {
+      if (policy.massRows === 'all') chosen.forEach((slot, i) => { next[l][h * capacity + i] = mass[l][h * capacity + slot]; });
+      slots[l][h] = chosen.map((slot) => slots[l][h][slot]);
+    }));
     mass = next;
-    kept.push(slots.map((s) => [...s]));
+    kept.push(slots.map((layer) => layer.map((s) => [...s])));
   };
   const mask = policy.mask;
+  const streaming = policy.sinks > 0;
   const logits = llamaForward(model, tokens, {
     visible(layer, pos): VisibleKeys {
-      if (layer === 0 && slots[0].length + 1 > capacity) evict();
-      slots[layer].push(pos);
-      const qs = slots[layer].length - 1;
+      if (layer === 0 && slots[0][0].length + 1 > capacity) evict();
+      for (const head of slots[layer]) head.push(pos);
+      if (!streaming) {
+        const keys = [...new Set(slots[layer].flat())].sort((a, b) => a - b);
+        return { keys, positions: keys };
+      }
+      // Streaming policies keep the same tokens in every head.
+      const cached = slots[layer][0];
+      const qs = cached.length - 1;
       const keys: number[] = [];
       const positions: number[] = [];
       const window = mask.kind === 'sink-window' ? mask.window : mask.kind === 'lambda' ? mask.local : Infinity;
       const sinks = policy.sinks;
-      // Streaming policies: the oldest window token this query sees (itself while it is a sink).
+      // The oldest window token this query sees (itself while it is a sink).
       const oldest = Math.max(sinks, qs - window + 1);
-      const windowStart = oldest <= qs ? slots[layer][oldest] : pos;
-      slots[layer].forEach((token, slot) => {
+      const windowStart = oldest <= qs ? cached[oldest] : pos;
+      cached.forEach((token, slot) => {
         if (!(slot < sinks || qs - slot < window)) return;
         keys.push(token);
         if (slot >= sinks) positions.push(token);
@@ -65,21 +73,25 @@ function referenceWithPolicy(model: LlamaReferenceModel, tokens: number[], polic
       });
       return { keys, positions };
     },
-    observe(layer, pos, keys, probs, scores) {
-      if (!policy.massRows) return;
-      const slotOf = new Map(slots[layer].map((token, slot) => [token, slot]));
+    restrict(layer, pos, keys, probs) {
+      if (streaming) return null;
+      const slotOf = slots[layer].map((head) => new Map(head.map((token, slot) => [token, slot])));
+      const chosen = slotOf.map((heads) => keys.map((token) => heads.has(token)));
+      if (!policy.massRows) return chosen;
       const noise = policy.massNoise?.(pos);
-      const querySlot = slots[layer].length - 1;
+      const querySlot = slots[layer][0].length - 1;
       probs.forEach((p, head) => {
-        // Keyformer: the softmax of (s + g) / τ instead of the attention probabilities.
-        if (noise) {
-          const noised = keys.map((token, i) => (scores[head][i] + gumbelRef(noise.seed, querySlot, head, slotOf.get(token)!)) / noise.temperature);
-          const max = Math.max(...noised);
-          const sum = noised.reduce((a, x) => a + Math.exp(x - max), 0);
-          p = Float64Array.from(noised, (x) => Math.exp(x - max) / sum);
-        }
-        keys.forEach((token, i) => { mass[layer][Math.floor(head / group) * capacity + slotOf.get(token)!] += p[i]; });
+        const h = Math.floor(head / group);
+        // The head's softmax over its own keys; for Keyformer that of (s + g) / τ, with s = log p
+        // (a softmax does not change when every score moves by the same amount).
+        const logits = keys.map((token, i) => (!chosen[h][i] ? -Infinity : noise
+          ? (Math.log(p[i]) + gumbelRef(noise.seed, querySlot, head, slotOf[h].get(token)!)) / noise.temperature
+          : Math.log(p[i])));
+        const max = Math.max(...logits);
+        const sum = logits.reduce((a, x) => a + Math.exp(x - max), 0);
+        keys.forEach((token, i) => { if (chosen[h][i]) mass[layer][h * capacity + slotOf[h].get(token)!] += Math.exp(logits[i] - max) / sum; });
       });
+      return chosen;
     },
   });
   return { logits, kept };
@@ -192,21 +204,25 @@ function referenceWithUnits(model: LlamaReferenceModel, tokens: number[], policy
 }
 
 describe('KV policies choose', () => {
-  const state = (used: number, mass?: number[][]) => ({ used, layers: mass?.length ?? 2, kvHeads: 1, stride: used, mass: mass?.map((m) => Float32Array.from(m)) });
+  /** mass[l] is one layer's [kvHeads][used] scores, head after head. */
+  const state = (used: number, mass?: number[][], kvHeads = 1) => ({ used, layers: mass?.length ?? 2, kvHeads, stride: used, mass: mass?.map((m) => Float32Array.from(m)) });
 
-  it('StreamingLLM and LM-Infinite: the sinks and the most recent tokens, in every layer', () => {
+  it('StreamingLLM and LM-Infinite: the sinks and the most recent tokens, in every layer and head', () => {
     for (const name of ['streaming-llm', 'lm-infinite'] as const) {
       const policy = createKvPolicy({ policy: name, budget: 8, sinks: 2 }) as KvPolicy;
-      expect(policy.keep(state(20))).toEqual([[0, 1, 14, 15, 16, 17, 18, 19], [0, 1, 14, 15, 16, 17, 18, 19]]);
+      const slots = [0, 1, 14, 15, 16, 17, 18, 19];
+      expect(policy.keep(state(20, undefined, 2))).toEqual([[slots, slots], [slots, slots]]);
     }
   });
 
-  it('H2O: the recent window, then the heaviest older tokens, per layer', () => {
+  it('H2O: the recent window, then the heaviest older tokens, per layer and kv head', () => {
     const policy = createKvPolicy({ policy: 'h2o', budget: 8, recent: 2 }) as KvPolicy;
-    const layer0 = [0.1, 5, 0.2, 3, 0.4, 0.3, 8, 0.6, 0.7, 0.01, 0.5, 9, 9];
-    const layer1 = [7, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    // Layer 1's ties at zero keep the later tokens.
-    expect(policy.keep(state(13, [layer0, layer1]))).toEqual([[1, 3, 6, 7, 8, 10, 11, 12], [0, 2, 7, 8, 9, 10, 11, 12]]);
+    const head0 = [0.1, 5, 0.2, 3, 0.4, 0.3, 8, 0.6, 0.7, 0.01, 0.5, 9, 9];
+    const head1 = [7, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    // Head 1's ties at zero keep the later tokens; layer 1 has the heads the other way round.
+    const kept0 = [1, 3, 6, 7, 8, 10, 11, 12];
+    const kept1 = [0, 2, 7, 8, 9, 10, 11, 12];
+    expect(policy.keep(state(13, [[...head0, ...head1], [...head1, ...head0]], 2))).toEqual([[kept0, kept1], [kept1, kept0]]);
   });
 
   it('SnapKV: votes max-pooled over neighbours, so a strong token brings its neighbours', () => {
@@ -214,7 +230,7 @@ describe('KV policies choose', () => {
     const policy = createKvPolicy({ policy: 'snapkv', budget: 8, recent: 2, pool: 3 }) as KvPolicy;
     // Older tokens 0..13: token 5 is the strongest, its neighbours 4 and 6 tie with it after pooling; then token 11 and its neighbours.
     const votes = [0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0, 1, 1];
-    expect(policy.keep(state(16, [votes]))[0]).toEqual([4, 5, 6, 10, 11, 12, 14, 15]);
+    expect(policy.keep(state(16, [votes]))[0][0]).toEqual([4, 5, 6, 10, 11, 12, 14, 15]);
   });
 
   it('TokenSelect selects in every layer; TidalDecode attends fully in its selection layers, scaled from 32 layers', () => {
@@ -295,8 +311,10 @@ describe('KV policies on the GPU', () => {
         expect(got.every((row, i) => argmax(row) === argmax(want.logits[i]))).toBe(true);
         // The mass policies kept the same tokens as the reference (original positions = token index).
         if (options.policy === 'h2o' || options.policy === 'keyformer' || options.policy === 'snapkv') {
-          const kept = session.compressed!.positions.map((p) => Array.from(p.subarray(0, 16)));
-          expect(kept).toEqual(want.kept.at(-1)!.map((layer) => layer.slice(0, 16)));
+          const kept = session.compressed!.positions.map((layer) => layer.map((head) => Array.from(head.subarray(0, 16))));
+          expect(kept).toEqual(want.kept.at(-1)!.map((layer) => layer.map((head) => head.slice(0, 16))));
+          // Per head: the heads of a layer kept different tokens.
+          expect(kept.some((layer) => layer.some((head) => head.join() !== layer[0].join()))).toBe(true);
         }
         // And the policy did something: the logits differ from the full cache's after the first eviction.
         const full = llamaForward(reference, tokens);

@@ -16,6 +16,7 @@
 // (int8 stores min = 0). K is quantized after RoPE.
 import { type Binding, type Gpu, check, grid } from '../gpu';
 import { KV_MOVE_WORKGROUP, KV_WRITE_WORKGROUP, kvHasScales, kvMoveWgsl, kvWriteWgsl } from '../shaders/kv-cache';
+import { bindingBytes } from './matmul';
 
 export const PAGE = 16;
 export type KvFormat = 'f32' | 'f16' | 'int8' | 'int4';
@@ -106,11 +107,14 @@ export function kvBindings(cache: KvCache): GPUBuffer[] {
 /**
  * Moves whole slots within the cache, all heads, K and V (and scales): for each pair in order,
  * slot `to` gets what slot `from` holds. `pairs` is u32 [count][from, to]. The pairs run in order,
- * so moving accepted speculative nodes forward (to <= from, ascending) is safe in place.
+ * so moving accepted speculative nodes forward (to <= from, ascending) is safe in place. With
+ * `perHead`, pairs is u32 [kvHeads][count][from, to] and each kv head moves by its own pairs.
  */
-export function kvMove(gpu: Gpu, pass: GPUComputePassEncoder, args: { cache: KvCache; pairs: Binding; count: number }): void {
+export function kvMove(gpu: Gpu, pass: GPUComputePassEncoder, args: { cache: KvCache; pairs: Binding; count: number; perHead?: boolean }): void {
   const { cache, count } = args;
   check(Number.isInteger(count) && count >= 0, `kvMove: bad count ${count}`);
+  const heads = args.perHead ? cache.kvHeads : 1;
+  check(bindingBytes(args.pairs) >= heads * count * 8, () => `kvMove: pairs must be u32 [${heads}][${count}][2]`);
   if (count === 0) return;
   const pipeline = gpu.pipeline('kv-move', () => kvMoveWgsl);
   const dataWords = cache.kvHeads * wordsPerHead(cache.format, cache.headDim);
@@ -118,7 +122,7 @@ export function kvMove(gpu: Gpu, pass: GPUComputePassEncoder, args: { cache: KvC
   const buffers: Array<[GPUBuffer, number]> = [[cache.k, dataWords], [cache.v, dataWords]];
   if (kvHasScales(cache.format)) buffers.push([cache.kScales, scaleWords], [cache.vScales, scaleWords]);
   for (const [data, rowWords] of buffers) {
-    const params = gpu.uniform(new Uint32Array([count, rowWords]));
+    const params = gpu.uniform(new Uint32Array([count, rowWords, heads]));
     gpu.dispatch(pass, pipeline, [args.pairs, cache.pageTable, data, params], grid(Math.ceil(rowWords / KV_MOVE_WORKGROUP)));
   }
 }

@@ -142,9 +142,11 @@ export const KV_MOVE_WORKGROUP = 64;
  * logical slot pairs[2i] to pairs[2i+1], pair after pair. Each thread owns one word column and
  * walks the pairs in order, so a pair may read a slot an earlier pair wrote, and never one a later
  * pair overwrites when the pairs move slots towards the front (speculative commit, compaction).
+ * With `heads` > 1 each kv head's words (row_words / heads of them) follow their own `count`
+ * pairs, pairs[head][count][2]: per-head eviction, where each head keeps different tokens.
  */
 export const kvMoveWgsl = /* wgsl */ `
-struct Params { count: u32, row_words: u32 }
+struct Params { count: u32, row_words: u32, heads: u32 }
 @group(0) @binding(0) var<storage, read> pairs: array<u32>;
 @group(0) @binding(1) var<storage, read> page_table: array<u32>;
 @group(0) @binding(2) var<storage, read_write> data: array<u32>;
@@ -154,9 +156,10 @@ ${physicalSlotWgsl}
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let w = gid.x;
   if (w >= params.row_words) { return; }
+  let first = (w / (params.row_words / params.heads)) * params.count; // this head's first pair
   for (var i = 0u; i < params.count; i++) {
-    let src_slot = physical_slot(pairs[2u * i]);
-    let dst_slot = physical_slot(pairs[2u * i + 1u]);
+    let src_slot = physical_slot(pairs[2u * (first + i)]);
+    let dst_slot = physical_slot(pairs[2u * (first + i) + 1u]);
     data[dst_slot * params.row_words + w] = data[src_slot * params.row_words + w];
   }
 }

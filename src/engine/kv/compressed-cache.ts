@@ -1,8 +1,10 @@
 // A session's KV cache under a compression policy (./policy.ts): a fixed allocation of
 // budget + one step's worth of slots, so memory stays flat however long generation runs. Steps
 // append at the end; when the next step would not fit, the policy picks the `budget` slots each
-// layer keeps and their K/V move together (kvMove), so the cache stays dense and the attention
-// kernels read it unchanged. Between evictions the policy's mask limits what each query sees.
+// kv head of each layer keeps and their K/V move to the front (kvMove per head), so the cache stays
+// dense and the attention kernels read it unchanged: slot i of head h holds that head's i-th kept
+// token, all older than the step's queries, so the causal mask still holds. Between evictions the
+// policy's mask limits what each query sees.
 //
 // Kept keys keep the rotation of their original position. Sink tokens of streaming policies are
 // the exception: their rotated K and V are captured once (f32, before any quantization) and written
@@ -42,8 +44,8 @@ export class CompressedCache {
   nextPosition = 0;
   evictedTokens = 0;
   evictions = 0;
-  /** Position in the text of the token in each slot, per layer (sinks are rotated elsewhere, see placeSinks). */
-  readonly positions: Int32Array[];
+  /** Position in the text of the token in each slot, per layer and kv head (sinks are rotated elsewhere, see placeSinks). */
+  readonly positions: Int32Array[][];
   /** [layers][kvHeads][capacity] f32 attention mass, layer l at byte massLayerBytes * l. */
   private readonly mass?: GPUBuffer;
   private readonly massLayerBytes: number;
@@ -63,8 +65,8 @@ export class CompressedCache {
   ) {
     const c = model.config;
     if (capacity <= policy.budget) throw new GpuError('bad-argument', `KV cache of ${capacity} slots has no room beyond its budget of ${policy.budget}`);
-    this.positions = Array.from({ length: c.layers }, () => new Int32Array(capacity));
-    this.movesLayerBytes = alignUp(policy.budget * 8);
+    this.positions = Array.from({ length: c.layers }, () => Array.from({ length: c.kvHeads }, () => new Int32Array(capacity)));
+    this.movesLayerBytes = alignUp(c.kvHeads * policy.budget * 8);
     this.moves = gpu.buffer(this.movesLayerBytes * c.layers, 'kv eviction moves');
     this.massLayerBytes = alignUp(c.kvHeads * capacity * 4);
     if (policy.massRows) {
@@ -88,7 +90,7 @@ export class CompressedCache {
   stats(): KvStats {
     return {
       policy: this.policy.name, budget: this.policy.budget, keptTokens: this.used, evictedTokens: this.evictedTokens, evictions: this.evictions,
-      keptPositions: Array.from(this.positions[0].subarray(0, this.used)),
+      keptPositions: Array.from(this.positions[0][0].subarray(0, this.used)),
     };
   }
 
@@ -108,23 +110,22 @@ export class CompressedCache {
       mass = Array.from({ length: c.layers }, (_, l) => all.subarray((l * this.massLayerBytes) / 4, (l * this.massLayerBytes) / 4 + c.kvHeads * stride));
     }
     const keep = policy.keep({ used: this.used, layers: c.layers, kvHeads: c.kvHeads, stride, mass });
+    // Every head of every layer moves its `budget` kept slots to the front, in order (a slot that
+    // stays put moves onto itself): u32 [layer][kvHead][budget][from, to].
     const moves = new Uint32Array((this.movesLayerBytes / 4) * c.layers);
-    const counts = keep.map((slots, l) => {
-      if (slots.length !== policy.budget || slots.some((s, i) => !Number.isInteger(s) || s < i || s >= this.used || (i > 0 && s <= slots[i - 1]))) {
-        throw new GpuError('bad-argument', `${policy.name}: layer ${l} must keep ${policy.budget} ascending slots below ${this.used}`);
+    keep.forEach((heads, l) => heads.forEach((slots, h) => {
+      if (heads.length !== c.kvHeads || slots.length !== policy.budget || slots.some((s, i) => !Number.isInteger(s) || s < i || s >= this.used || (i > 0 && s <= slots[i - 1]))) {
+        throw new GpuError('bad-argument', `${policy.name}: each kv head of layer ${l} must keep ${policy.budget} ascending slots below ${this.used}`);
       }
-      let n = 0;
-      slots.forEach((slot, i) => {
-        if (slot !== i) moves.set([slot, i], this.movesLayerBytes / 4 * l + 2 * n++);
-      });
-      const positions = this.positions[l];
+      slots.forEach((slot, i) => moves.set([slot, i], this.movesLayerBytes / 4 * l + 2 * (h * policy.budget + i)));
+      const positions = this.positions[l][h];
       positions.set(slots.map((s) => positions[s]));
-      return n;
-    });
+    }));
+    if (keep.length !== c.layers) throw new GpuError('bad-argument', `${policy.name}: kept slots for ${keep.length} layers, not ${c.layers}`);
     this.gpu.write(this.moves, moves);
     await this.gpu.run((pass) => {
       this.caches.forEach((cache, l) => {
-        if (counts[l]) kvMove(this.gpu, pass, { cache, pairs: { buffer: this.moves, offset: this.movesLayerBytes * l, size: counts[l] * 8 }, count: counts[l] });
+        kvMove(this.gpu, pass, { cache, pairs: { buffer: this.moves, offset: this.movesLayerBytes * l, size: c.kvHeads * policy.budget * 8 }, count: policy.budget, perHead: true });
       });
     }, 'kv eviction');
     if (this.mass && mass) {
@@ -132,7 +133,7 @@ export class CompressedCache {
       const next = new Float32Array(this.mass.size / 4);
       if (policy.massRows === 'all') {
         mass.forEach((layer, l) => {
-          for (let h = 0; h < c.kvHeads; h++) keep[l].forEach((slot, i) => { next[(l * this.massLayerBytes) / 4 + h * stride + i] = layer[h * stride + slot]; });
+          for (let h = 0; h < c.kvHeads; h++) keep[l][h].forEach((slot, i) => { next[(l * this.massLayerBytes) / 4 + h * stride + i] = layer[h * stride + slot]; });
         });
       }
       this.gpu.write(this.mass, next);
@@ -170,7 +171,7 @@ export class CompressedCache {
     const window = policy.budget - policy.sinks;
     // The oldest non-sink slot the step's first query (at slot `used`) sees, and its position.
     const windowSlot = Math.max(policy.sinks, this.used - window + 1);
-    const windowStart = windowSlot < this.used ? this.positions[0][windowSlot] : this.nextPosition;
+    const windowStart = windowSlot < this.used ? this.positions[0][0][windowSlot] : this.nextPosition;
     const wanted = policy.sinkPositions!(this.nextPosition, windowStart);
     if (wanted.every((p, i) => p === sinks.placed[i])) return;
     this.gpu.write(sinks.shifts, Int32Array.from(wanted, (p, i) => p - i));
@@ -186,7 +187,7 @@ export class CompressedCache {
 
   /** Records a finished step of `count` tokens. */
   advance(count: number): void {
-    for (const positions of this.positions) for (let i = 0; i < count; i++) positions[this.used + i] = this.nextPosition + i;
+    for (const positions of this.positions.flat()) for (let i = 0; i < count; i++) positions[this.used + i] = this.nextPosition + i;
     this.used += count;
     this.nextPosition += count;
   }

@@ -79,8 +79,11 @@ export interface KvPolicy {
    * noised softmax softmax((s + g) / temperature), g Gumbel noise drawn from `seed`.
    */
   massNoise?(position: number): { seed: number; temperature: number };
-  /** Slots each layer keeps, ascending, `budget` of them, when `used` slots are in the cache. */
-  keep(state: KvState): number[][];
+  /**
+   * Slots each layer's kv heads keep, [layer][kvHead], ascending, `budget` of them, when `used`
+   * slots are in the cache. Each head's K/V move on their own, so heads may keep different tokens.
+   */
+  keep(state: KvState): number[][][];
 }
 
 /** Keeps slots [0, sinks) and the last budget − sinks: StreamingLLM (B1) and LM-Infinite (B2). */
@@ -107,9 +110,9 @@ class StreamingPolicy implements KvPolicy {
       this.name === 'streaming-llm' ? Math.max(i, windowStart - this.sinks + i) : Math.max(i, query - window));
   }
 
-  keep(state: KvState): number[][] {
+  keep(state: KvState): number[][][] {
     const slots = [...range(0, this.sinks), ...range(state.used - (this.budget - this.sinks), state.used)];
-    return Array.from({ length: state.layers }, () => slots);
+    return Array.from({ length: state.layers }, () => Array.from({ length: state.kvHeads }, () => slots));
   }
 }
 
@@ -117,8 +120,8 @@ class StreamingPolicy implements KvPolicy {
  * Heavy hitters plus a recent window, by accumulated attention mass: H2O (B4); Keyformer (B3),
  * whose mass is that of a Gumbel-noised softmax with a temperature rising from 1 to 2; and SnapKV
  * (B5), which votes with the latest `recent` queries only (its observation window) and max-pools
- * the votes over neighbouring positions. One selection per layer, shared by its kv heads (their
- * mass summed): K/V move as whole slots. The papers select per head.
+ * the votes over neighbouring positions. Per kv head, as in the papers: each head keeps the tokens
+ * its own query heads attended to most (GQA: the mass of the heads that share it, summed).
  */
 class MassPolicy implements KvPolicy {
   readonly kind = 'evict';
@@ -142,18 +145,17 @@ class MassPolicy implements KvPolicy {
     }
   }
 
-  keep(state: KvState): number[][] {
+  keep(state: KvState): number[][][] {
     const { used, kvHeads, stride, mass } = state;
     if (!mass) throw new Error(`${this.name}: no attention mass`);
     const older = used - this.recent;
-    return mass.map((layer) => {
-      const score = new Float64Array(older);
-      for (let h = 0; h < kvHeads; h++) for (let j = 0; j < older; j++) score[j] += layer[h * stride + j];
+    return mass.map((layer) => Array.from({ length: kvHeads }, (_, h) => {
+      const score = layer.subarray(h * stride, h * stride + older);
       const ranked = this.pool > 1 ? maxPool(score, this.pool) : score;
       // Ties (and all-zero votes) keep the later token.
       const heavy = range(0, older).sort((a, b) => ranked[b] - ranked[a] || b - a).slice(0, this.budget - this.recent);
       return [...heavy.sort((a, b) => a - b), ...range(older, used)];
-    });
+    }));
   }
 }
 
