@@ -254,6 +254,8 @@ describe('KV policies choose', () => {
     expect((createKvPolicy({ policy: 'tokenselect', budget: 16, reuse: 1.5 }) as SelectionPolicy).reuse).toBeNull();
     expect((createKvPolicy({ policy: 'tidaldecode', budget: 16 }) as SelectionPolicy).reuse).toBeNull();
     expect(() => createKvPolicy({ policy: 'infllm', budget: 48, block: 16 })).toThrow(/leaves no unit to retrieve/);
+    // A small budget gets small units: 16 tokens are 2 sink units, 3 window units and 3 retrieved, of 2 tokens with 2 representatives.
+    expect((createKvPolicy({ policy: 'infllm', budget: 16 }) as SelectionPolicy).units).toEqual({ block: 2, representatives: 2, count: 3 });
     expect(() => createKvPolicy({ policy: 'infllm', budget: 64, block: 8, representatives: 9 })).toThrow(/representatives per unit must be an integer in 1..8/);
     expect(createKvPolicy({ policy: 'full' })).toBeNull();
   });

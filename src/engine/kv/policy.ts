@@ -40,7 +40,7 @@ export interface KvPolicyOptions {
   reuse?: number;
   /** InfLLM: tokens per memory unit (default 16, or an eighth of a smaller budget). */
   block?: number;
-  /** InfLLM: representative tokens per unit (default 4). */
+  /** InfLLM: representative tokens per unit (default 4, at most the unit size). */
   representatives?: number;
 }
 
@@ -272,7 +272,7 @@ export function createKvPolicy(options: KvPolicyOptions): KvPolicy | SelectionPo
     case 'infllm': {
       // Units of 16 (the paper: 128 for 4K+ contexts), smaller for small budgets so some can be retrieved.
       const block = positive(options.block ?? Math.min(16, Math.max(1, Math.floor(budget / 8))), 'InfLLM unit size', budget);
-      const representatives = positive(options.representatives ?? 4, 'InfLLM representatives per unit', block);
+      const representatives = positive(options.representatives ?? Math.min(4, block), 'InfLLM representatives per unit', block);
       const sinks = positive(options.sinks ?? 4, 'sinks', budget);
       const recent = positive(options.recent ?? Math.floor(budget / 4), 'recent window', budget);
       // Attended: the sinks' units, the window's (one more for a partial unit) and the retrieved ones.
