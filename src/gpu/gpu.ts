@@ -285,6 +285,9 @@ export function align(n: number, to: number): number {
   return Math.ceil(n / to) * to;
 }
 
+/** Storage bindings at an offset must start at a multiple of this (WebGPU's default minStorageBufferOffsetAlignment). */
+export const BINDING_ALIGN = 256;
+
 /** Split a 1-D workgroup count over x and y when it is over the per-dimension limit. */
 export function grid(workgroups: number, maxPerDimension = 65535): [number, number] {
   if (workgroups <= maxPerDimension) return [workgroups, 1];

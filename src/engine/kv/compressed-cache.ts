@@ -10,7 +10,7 @@
 // the exception: their rotated K and V are captured once (f32, before any quantization) and written
 // again at the position the policy wants before each step, rotated from the captured copy, so
 // moving them never compounds rounding, even in an int4 cache.
-import { type Gpu, GpuError } from '../../gpu';
+import { BINDING_ALIGN, type Gpu, GpuError, align } from '../../gpu';
 import { type KvCache, kvMove, kvWrite } from '../../kernels/kv-cache';
 import { rope } from '../../kernels/rope';
 import type { Decoder, DecoderStep } from '../../models/decoder';
@@ -34,8 +34,8 @@ export interface KvStats {
   selected?: { steps: number; sparseSteps: number; positions: number[]; cache?: { hits: number; misses: number } };
 }
 
-const ALIGN = 256;
-const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
+const ALIGN = BINDING_ALIGN;
+const alignUp = (n: number) => align(n, ALIGN);
 
 export class CompressedCache {
   /** Slots in use (the same count in every layer). */

@@ -13,15 +13,15 @@
 // one that last scored the layer; when similar, the scoring passes get zero workgroups (indirect
 // dispatch) and the layer selects again from its previous scores, so the window still moves.
 // Keys added since then have no score (zero) unless the window holds them.
-import type { Gpu } from '../../gpu';
+import { BINDING_ALIGN, type Gpu, align } from '../../gpu';
 import { type AttentionMask, attentionMass, attentionMassGrid } from '../../kernels/attention';
 import { selectTopK, selectionReuse } from '../../kernels/select';
 import type { Decoder, DecoderStep, LayerAttentionArgs } from '../../models/decoder';
 import type { KvStats } from './compressed-cache';
 import type { LayerRole, SelectionPolicy } from './policy';
 
-const ALIGN = 256;
-const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
+const ALIGN = BINDING_ALIGN;
+const alignUp = (n: number) => align(n, ALIGN);
 const CAUSAL: AttentionMask = { kind: 'causal' };
 
 export class KeySelection {

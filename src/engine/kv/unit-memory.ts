@@ -15,15 +15,15 @@
 // window is whole units (up to a unit more than `recent`); retrieved units keep their original
 // positions (the paper may place them at a fixed distance); everything stays on the GPU (no
 // offloading, no LRU).
-import type { Gpu } from '../../gpu';
+import { BINDING_ALIGN, type Gpu, align } from '../../gpu';
 import { type AttentionMask, attentionMass } from '../../kernels/attention';
 import { selectTopK, unitScores } from '../../kernels/select';
 import type { Decoder, DecoderStep, LayerAttentionArgs } from '../../models/decoder';
 import type { KvStats } from './compressed-cache';
 import type { SelectionPolicy } from './policy';
 
-const ALIGN = 256;
-const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
+const ALIGN = BINDING_ALIGN;
+const alignUp = (n: number) => align(n, ALIGN);
 const CAUSAL: AttentionMask = { kind: 'causal' };
 
 export class UnitMemory {
