@@ -1,7 +1,7 @@
 // A conversation's state on the GPU: per-layer KV caches, the page table, activation scratch,
 // and the tokens it has seen. Buffers are allocated once and reused every step.
 import { type Gpu, GpuError } from '../gpu';
-import { treeMaskFromParents } from '../kernels/attention';
+import { attentionMass, treeMaskFromParents } from '../kernels/attention';
 import { type KvCache, type KvFormat, PAGE, createKvCache, destroyKvCache, identityPageTable, kvMove } from '../kernels/kv-cache';
 import { type SamplingOptions, sample } from '../kernels/sampling';
 import { gatherRows, gumbelKeys } from '../kernels/draft-tree';
@@ -9,8 +9,10 @@ import { copy } from '../kernels/elementwise';
 import { argmax } from '../kernels/softmax';
 import { speculativeAccept } from '../kernels/speculative';
 import { readTop1, top1 } from '../kernels/top1';
+import { selectTopK } from '../kernels/select';
+import { columnSums } from '../kernels/vision-prune';
 import { MAX_TOPK, topk } from '../kernels/topk';
-import type { Decoder, DecoderScratch } from '../models/decoder';
+import type { Decoder, DecoderScratch, DecoderStep } from '../models/decoder';
 import { AbortError } from './generate';
 import { CompressedCache, type KvStats } from './kv/compressed-cache';
 import { KeySelection } from './kv/key-selection';
@@ -77,6 +79,13 @@ export class Session {
   private sampling?: { probs: GPUBuffer; rowTokens: GPUBuffer; residual: GPUBuffer; left: GPUBuffer; result: GPUBuffer };
   /** Rows for prefillEmbeddings, made on first use. */
   private inputRows?: GPUBuffer;
+  /**
+   * After FastV pruned image tokens (C7): layers from `fromLayer` on hold `shift` fewer tokens,
+   * all of them pruned from tokens [start, end); their slots are the others' minus `shift`.
+   */
+  private deep: { fromLayer: number; shift: number; start: number; end: number } | null = null;
+  /** FastV's buffers, made on first use: deep-layer slots, kept rows, their positions, attention mass and scores. */
+  private fastv?: { slots: GPUBuffer; rows: GPUBuffer; positions: GPUBuffer; mass: GPUBuffer; scores: GPUBuffer; count: GPUBuffer };
   /** Draft-tree expansion's buffers, made on first use: Gumbel keys per row, chosen children and their probabilities. */
   private expansion?: { keys: GPUBuffer; children: GPUBuffer; childProbs: GPUBuffer };
 
@@ -122,6 +131,16 @@ export class Session {
     this.top1Out = gpu.buffer(8, 'top-1 and its probability');
   }
 
+  /** The model's layers. */
+  get layers(): number {
+    return this.model.config.layers;
+  }
+
+  /** Tokens one prefill step can take. */
+  get stepTokens(): number {
+    return this.scratch.maxTokens;
+  }
+
   /** KV slots in use (without a KV policy, the tokens seen). */
   get length(): number {
     return this.compressed ? this.compressed.used : this.tokens.length;
@@ -146,6 +165,7 @@ export class Session {
     let common = 0;
     while (common < ids.length && common < this.tokens.length && this.tokens[common] === ids[common]) common++;
     common = Math.min(common, ids.length - 1);
+    if (this.deep && common > this.deep.start && common < this.deep.end) common = this.deep.start;
     return !this.canRollBack && common < this.tokens.length ? 0 : common;
   }
 
@@ -195,6 +215,82 @@ export class Session {
     }
   }
 
+  /**
+   * FastV (C7): appends image embeddings `rows` (f32 [n][hidden]) and the `text` tokens after them
+   * in one step; after decoder layer `layer`, only the `keep` image tokens that the last row
+   * attends to most (summed over heads), and the text, go on. Layers above `layer` never see the
+   * others, now or later. The history records IMAGE_TOKEN for every image row. Returns the kept
+   * image rows, ascending.
+   */
+  async prefillPruned(rows: Float32Array, text: number[], fastv: { layer: number; keep: number }, signal?: AbortSignal): Promise<Uint32Array> {
+    const c = this.model.config;
+    const n = rows.length / c.hidden;
+    const T = n + text.length;
+    const { layer, keep } = fastv;
+    if (!Number.isInteger(n) || n < 1) throw new GpuError('bad-argument', `${rows.length} values are not rows of ${c.hidden}`);
+    if (this.compressed || this.selection) throw new GpuError('unsupported', `FastV on a session with a KV policy (${(this.compressed?.policy ?? this.selection!.policy).name}) is not supported`);
+    if (!Number.isInteger(layer) || layer < 0 || layer > c.layers - 2) throw new GpuError('bad-argument', `FastV layer ${layer} must be 0..${c.layers - 2} (a layer with layers above it)`);
+    if (!Number.isInteger(keep) || keep < 1 || keep > n) throw new GpuError('bad-argument', `FastV cannot keep ${keep} of ${n} image tokens`);
+    if (this.deep && this.deep.fromLayer !== layer + 1) throw new GpuError('unsupported', `this session already pruned after layer ${this.deep.fromLayer - 1}; FastV after another layer (${layer}) is not supported`);
+    if (T > this.scratch.maxTokens) throw new GpuError('too-large', `an image of ${n} rows and ${text.length} tokens after it exceed one prefill step (${this.scratch.maxTokens}); raise prefillChunk`);
+    if (this.length + T > this.capacity) throw new GpuError('too-large', `${this.length + T} tokens do not fit the session's context of ${this.capacity}`);
+    if (signal?.aborted) throw new AbortError();
+    const b = this.fastvBuffers();
+    const first = this.length;
+    const shift = this.deep?.shift ?? 0;
+    const pruned = n - keep;
+    const piece = [...new Array(n).fill(IMAGE_TOKEN), ...text];
+    this.inputRows ??= this.gpu.buffer(this.scratch.maxTokens * c.hidden * 4, 'input embeddings');
+    this.gpu.write(this.inputRows, rows);
+    this.gpu.write(this.ids, Uint32Array.from(piece, (id) => Math.max(0, id)));
+    this.gpu.write(this.positions, Uint32Array.from(piece, (_, i) => this.tokens.length + i));
+    this.gpu.write(this.slots, Uint32Array.from(piece, (_, i) => first + i));
+    this.gpu.write(b.slots, Uint32Array.from({ length: T - pruned }, (_, i) => first - shift + i));
+    // The rows that go on: the chosen image rows (written on the GPU), then the text.
+    this.gpu.write(b.rows, Uint32Array.from(text, (_, i) => n + i), keep * 4);
+    const massStride = first + T;
+    await this.gpu.run((pass) => {
+      this.model.forward(pass, this.scratch, this.caches, {
+        count: T, ids: this.ids, positions: this.positions, slots: this.slots, queryStart: first, kvLen: first + T,
+        mask: { kind: 'causal' }, logits: 'last', embeddings: this.inputRows, embeddingRows: n,
+        deep: { fromLayer: layer + 1, slots: b.slots, queryStart: first - shift, kvLen: first - shift + T - pruned },
+        prune: {
+          count: T - pruned, rows: b.rows, positions: b.positions,
+          choose: (p, args) => {
+            // The attention the last row pays each image token, summed over heads; its top `keep`.
+            attentionMass(this.gpu, p, { ...args, mask: { kind: 'causal' }, mass: b.mass, massStride, queryRange: [T - 1, T] });
+            columnSums(this.gpu, p, { x: b.mass, rows: c.kvHeads, n, stride: massStride, start: first, out: b.scores });
+            selectTopK(this.gpu, p, { x: b.scores, rows: 1, n, k: keep, out: b.rows, counts: b.count, outStride: keep });
+          },
+        },
+      });
+    }, 'prefill (FastV)');
+    this.deep = { fromLayer: layer + 1, shift: shift + pruned, start: this.deep?.start ?? first, end: first + T };
+    this.tokens.push(...piece);
+    return this.gpu.readU32(b.rows, keep);
+  }
+
+  private fastvBuffers() {
+    if (!this.fastv) {
+      const rows = this.scratch.maxTokens;
+      const c = this.model.config;
+      this.fastv = {
+        slots: this.gpu.buffer(rows * 4, 'deep slots'), rows: this.gpu.buffer(rows * 4, 'kept rows'), positions: this.gpu.buffer(rows * 4, 'kept positions'),
+        mass: this.gpu.buffer(c.kvHeads * this.capacity * 4, 'image attention mass'), scores: this.gpu.buffer(rows * 4, 'image scores'), count: this.gpu.buffer(4, 'kept count'),
+      };
+    }
+    return this.fastv;
+  }
+
+  /** The deep layers' slots for a step of `count` tokens from slot `first`, after FastV pruned some. */
+  private deepStep(first: number, count: number): DecoderStep['deep'] {
+    if (!this.deep) return undefined;
+    const { fromLayer, shift } = this.deep;
+    const slots = this.fastvBuffers().slots;
+    this.gpu.write(slots, Uint32Array.from({ length: count }, (_, i) => first - shift + i));
+    return { fromLayer, slots, queryStart: first - shift, kvLen: first + count - shift };
+  }
+
   /** One forward over `piece` (at most one scratch's worth), appended after the cached tokens. */
   private async step(piece: number[], logits: 'last' | 'all', after?: (pass: GPUComputePassEncoder) => void, embeddings?: GPUBuffer): Promise<void> {
     await this.compressed?.makeRoom(piece.length);
@@ -204,11 +300,12 @@ export class Session {
     this.gpu.write(this.ids, Uint32Array.from(piece, (id) => Math.max(0, id)));
     this.gpu.write(this.positions, Uint32Array.from(piece, (_, i) => position + i));
     this.gpu.write(this.slots, Uint32Array.from(piece, (_, i) => first + i));
+    const deep = this.deepStep(first, piece.length);
     await this.gpu.run((pass) => {
       const policy = this.compressed?.stepArgs(pass, piece.length) ?? this.selection?.stepArgs(piece.length, first + piece.length) ?? { mask: { kind: 'causal' } as const };
       this.model.forward(pass, this.scratch, this.caches, {
         count: piece.length, ids: this.ids, positions: this.positions, slots: this.slots,
-        queryStart: first, kvLen: first + piece.length, logits, embeddings, ...policy,
+        queryStart: first, kvLen: first + piece.length, logits, embeddings, deep, ...policy,
       });
       after?.(pass);
     }, logits === 'all' ? 'evaluate' : 'prefill');
@@ -470,16 +567,21 @@ export class Session {
       const what = this.compressed ? 'a compressed KV cache' : `an ${this.selection!.policy.name} memory`;
       throw new GpuError('bad-argument', `${what} cannot roll back to ${length} of ${this.tokens.length} tokens (only to 0)`);
     }
+    if (this.deep && length > this.deep.start && length < this.deep.end) {
+      throw new GpuError('bad-argument', `cannot truncate to ${length}: tokens ${this.deep.start}..${this.deep.end} were pruned together (FastV); keep all or none of them`);
+    }
     if (length < this.tokens.length) {
       this.compressed?.reset();
       this.selection?.reset(length);
     }
+    if (this.deep && length <= this.deep.start) this.deep = null;
     this.tokens.length = length;
   }
 
   private refuseCompressed(what: string): void {
     const policy = this.compressed?.policy ?? this.selection?.policy;
     if (policy) throw new GpuError('unsupported', `${what}: speculative decoding under a KV policy (${policy.name}) is not supported`);
+    if (this.deep) throw new GpuError('unsupported', `${what}: speculative decoding after FastV pruning is not supported`);
   }
 
   upload(data: Uint32Array): GPUBuffer {
@@ -491,6 +593,6 @@ export class Session {
     this.selection?.destroy();
     this.caches.forEach(destroyKvCache);
     this.inputRows?.destroy();
-    for (const b of [this.pageTable, this.treeArgmax, this.treeEnd, this.treeParents, this.kvMoves, this.top1Out, ...Object.values(this.sampling ?? {}), ...Object.values(this.expansion ?? {}), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
+    for (const b of [...Object.values(this.fastv ?? {}), this.pageTable, this.treeArgmax, this.treeEnd, this.treeParents, this.kvMoves, this.top1Out, ...Object.values(this.sampling ?? {}), ...Object.values(this.expansion ?? {}), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
   }
 }

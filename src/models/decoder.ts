@@ -13,6 +13,7 @@ import { type QuantizedWeight, matmul } from '../kernels/matmul';
 import { llamaCppActivationRounding, quantizeActivations } from '../kernels/quantize-activations';
 import { rmsNorm } from '../kernels/norm';
 import { rope } from '../kernels/rope';
+import { gatherRows } from '../kernels/vision-prune';
 import { type DecoderConfig, decoderConfigFromGGUF } from './config';
 import { type HFCheckpoint, decoderConfigFromHF, hfTensorSource } from './huggingface';
 import { type DecoderWeights, type LoadProgress, type TensorSource, destroyDecoderWeights, ggufTensorSource, loadDecoderWeights } from './weights';
@@ -79,8 +80,22 @@ export interface DecoderStep {
    * embeddings from a vision projector, spliced into the sequence (VLMs).
    */
   embeddings?: Binding;
+  /** Rows of `embeddings` when fewer than `count`: the first rows come from it, the rest are looked up from `ids`. */
+  embeddingRows?: number;
   /** Per-layer attention masks chosen on the GPU (TokenSelect, TidalDecode); `mask` when absent. */
   layerAttention?: LayerAttention;
+  /**
+   * Layers from `fromLayer` on hold fewer tokens than the ones below (FastV pruned image tokens
+   * from them): their K/V go to `slots` and they attend causally over `kvLen` slots from
+   * `queryStart`, their own slot numbering.
+   */
+  deep?: { fromLayer: number; slots: Binding; queryStart: number; kvLen: number };
+  /**
+   * FastV (C7) in this step: after layer deep.fromLayer − 1's attention, `choose` records which
+   * rows go on (u32 `rows` [count], ascending); before layer deep.fromLayer the hidden states and
+   * positions (into `positions`, u32 [count]) of only those rows are kept.
+   */
+  prune?: { count: number; rows: Binding; positions: Binding; choose(pass: GPUComputePassEncoder, args: LayerAttentionArgs & { lse: Binding }): void };
 }
 
 /** A layer's attention inputs, as a sparse attention policy sees them. */
@@ -139,15 +154,31 @@ export class Decoder {
   /** Records one forward step into `pass`: K/V of the new tokens into `cache`, logits into scratch.logits. */
   forward(pass: GPUComputePassEncoder, s: DecoderScratch, cache: KvCache[], step: DecoderStep): void {
     const { gpu, config: c, weights: w } = this;
-    const T = step.count;
+    let T = step.count;
     check(T >= 1 && T <= s.maxTokens, () => `decoder: ${T} tokens in one step, scratch holds ${s.maxTokens}`);
     check(cache.length === c.layers, () => `decoder: ${cache.length} KV caches for ${c.layers} layers`);
+    const { deep, prune } = step;
+    check(!deep || (deep.fromLayer >= 1 && deep.fromLayer < c.layers && step.mask.kind === 'causal' && !step.layerAttention && !step.skipLayers && !step.mass && !step.capture), 'decoder: deep layers need 1 <= fromLayer < layers and a plain causal step');
+    check(!prune || (!!deep && prune.count >= 1 && prune.count <= T && step.logits === 'last'), 'decoder: pruning needs deep layers, 1..count rows and last-row logits');
 
-    if (step.embeddings) copy(gpu, pass, { src: step.embeddings, dst: s.x, n: T * c.hidden });
-    else embedding(gpu, pass, { table: w.embedding, ids: step.ids, out: s.x, count: T });
+    const embeddingRows = step.embeddings ? step.embeddingRows ?? T : 0;
+    if (embeddingRows < T) embedding(gpu, pass, { table: w.embedding, ids: step.ids, out: s.x, count: T });
+    if (embeddingRows > 0) copy(gpu, pass, { src: step.embeddings!, dst: s.x, n: embeddingRows * c.hidden });
 
+    let { positions, slots, queryStart, kvLen } = step;
     w.layers.forEach((layer, l) => {
       if (step.skipLayers?.has(l)) return;
+      if (deep && l === deep.fromLayer) {
+        if (prune) {
+          // FastV: only the chosen rows go on, with their own positions.
+          gatherRows(gpu, pass, { x: s.x, ids: prune.rows, count: prune.count, width: c.hidden, out: s.h });
+          copy(gpu, pass, { src: s.h, dst: s.x, n: prune.count * c.hidden });
+          gatherRows(gpu, pass, { x: positions, ids: prune.rows, count: prune.count, width: 1, out: prune.positions, type: 'u32' });
+          positions = prune.positions;
+          T = prune.count;
+        }
+        ({ slots, queryStart, kvLen } = deep);
+      }
       // Attention block.
       rmsNorm(gpu, pass, { x: s.x, weight: layer.attnNorm, out: s.h, rows: T, n: c.hidden, eps: c.rmsEps });
       this.project(pass, s, { x: s.h, w: layer.wq, y: s.q, M: T, bias: layer.bq });
@@ -157,10 +188,10 @@ export class Decoder {
         rmsNorm(gpu, pass, { x: s.q, weight: layer.qNorm, rows: T * c.heads, n: c.headDim, eps: c.rmsEps });
         rmsNorm(gpu, pass, { x: s.k, weight: layer.kNorm, rows: T * c.kvHeads, n: c.headDim, eps: c.rmsEps });
       }
-      const ropeArgs = { table: w.ropeTable, positions: step.positions, tokens: T, headDim: c.headDim, ropeDim: c.ropeDim, layout: c.ropeLayout } as const;
+      const ropeArgs = { table: w.ropeTable, positions, tokens: T, headDim: c.headDim, ropeDim: c.ropeDim, layout: c.ropeLayout } as const;
       rope(gpu, pass, { ...ropeArgs, x: s.q, heads: c.heads });
       rope(gpu, pass, { ...ropeArgs, x: s.k, heads: c.kvHeads });
-      kvWrite(gpu, pass, { cache: cache[l], k: s.k, v: s.v, slots: step.slots, count: T });
+      kvWrite(gpu, pass, { cache: cache[l], k: s.k, v: s.v, slots, count: T });
       if (step.capture) {
         const row = c.kvHeads * c.headDim;
         const at = { n: step.capture.rows * row, dstOffset: step.capture.dstRow * row };
@@ -168,11 +199,12 @@ export class Decoder {
         copy(gpu, pass, { src: s.v, dst: step.capture.v[l], ...at });
       }
       const layerArgs: LayerAttentionArgs = {
-        q: s.q, cache: cache[l], T, numHeads: c.heads, kvLen: step.kvLen, queryStart: step.queryStart, scale: 1 / Math.sqrt(c.headDim),
+        q: s.q, cache: cache[l], T, numHeads: c.heads, kvLen, queryStart, scale: 1 / Math.sqrt(c.headDim),
       };
       const attentionArgs = { ...layerArgs, mask: step.layerAttention?.mask(pass, l, layerArgs) ?? step.mask };
       attention(gpu, pass, { ...attentionArgs, out: s.attn, lse: s.lse });
       step.layerAttention?.after?.(pass, l, { ...layerArgs, lse: s.lse });
+      if (prune && l === deep!.fromLayer - 1) prune.choose(pass, { ...layerArgs, lse: s.lse });
       if (step.mass) {
         const { buffers, stride, rows, accumulate, noise } = step.mass;
         attentionMass(gpu, pass, { ...attentionArgs, lse: s.lse, mass: buffers[l], massStride: stride, queryRange: rows, accumulate, noise });

@@ -10,13 +10,15 @@
 // Attention reads K/V from a one-page-per-16-tokens cache like the decoder's (mask 'none').
 import type { GGUFFile } from '../formats/gguf-reader';
 import { dequantize } from '../formats/quantize';
-import { type Gpu, GpuError } from '../gpu';
+import { BINDING_ALIGN, type Binding, type Gpu, GpuError, align, check } from '../gpu';
 import { activation } from '../kernels/activation';
-import { attention } from '../kernels/attention';
+import { attention, attentionMass } from '../kernels/attention';
 import { addInPlace, copy } from '../kernels/elementwise';
 import { type KvCache, PAGE, createKvCache, destroyKvCache, identityPageTable, kvWrite } from '../kernels/kv-cache';
 import { type QuantizedWeight, matmul, uploadWeight } from '../kernels/matmul';
 import { layerNorm } from '../kernels/norm';
+import { selectTopK } from '../kernels/select';
+import { columnSums, gatherRows, hipruneScores, kCenter } from '../kernels/vision-prune';
 
 export interface VisionConfig {
   imageSize: number;
@@ -33,6 +35,22 @@ export interface VisionConfig {
   std: [number, number, number];
   /** Patch tokens (the class token comes first, before them). */
   patches: number;
+}
+
+/** Pruning at the tower's output: which method picks the `keep` patch tokens that go on. */
+export interface EncoderPruning {
+  method: 'cls' | 'hiprune' | 'todre' | 'tome' | 'pitome';
+  keep: number;
+}
+
+/** HiPrune's object-centric layer, as a share of the depth (CLIP-L/24: layer 9), and its anchors and buffers' share of the budget (α). */
+const HIPRUNE_OBJECT_DEPTH = 9 / 24;
+const HIPRUNE_ANCHOR_SHARE = 0.1;
+
+/** Part i of a buffer cut into aligned parts of `floats` f32 each; `n` parts from there. */
+function part(buffer: GPUBuffer, i: number, floats: number, n = 1): GPUBufferBinding {
+  const bytes = align(floats * 4, BINDING_ALIGN);
+  return { buffer, offset: i * bytes, size: (n - 1) * bytes + floats * 4 };
 }
 
 interface Linear { w: QuantizedWeight; b: GPUBuffer }
@@ -138,23 +156,41 @@ export class VisionEncoder {
   /**
    * One image (uint8 RGB at the model's size) through the tower and the projector: the hidden
    * states f32 [1 + patches][hidden] (class token first) and the image embeddings f32
-   * [patches][projection] the language model reads.
+   * [kept][projection] the language model reads; with `pruning`, only `keep` patch tokens reach
+   * the projector (src/engine/vision/pruning.ts), and patchMap says which kept token carries each
+   * patch (-1: pruned).
    */
-  async encode(rgb: Uint8Array): Promise<{ hidden: Float32Array; embeddings: Float32Array }> {
+  async encode(rgb: Uint8Array, pruning?: EncoderPruning): Promise<{ hidden: Float32Array; embeddings: Float32Array; patchMap: Int32Array }> {
     const { gpu, config: c, w } = this;
-    const T = c.patches + 1;
+    const N = c.patches;
+    const T = N + 1;
     const D = c.hidden;
+    const keep = pruning?.keep ?? N;
+    check(Number.isInteger(keep) && keep >= 1 && keep <= N, `encode: cannot keep ${keep} of ${N} patches`);
+    if (pruning?.method === 'tome' || pruning?.method === 'pitome') throw new GpuError('unsupported', `${pruning.method} merging is not implemented yet`);
     const headDim = D / c.heads;
-    const f32 = (n: number, label: string) => gpu.buffer(n * 4, label);
+    const f32 = (n: number, label: string) => gpu.buffer(Math.max(n, 1) * 4, label);
     const scratch = {
       pixels: gpu.upload(imagePatches(c, rgb), 'image patches'),
       x: f32(T * D, 'vision x'), h: f32(T * D, 'vision h'), q: f32(T * D, 'vision q'), k: f32(T * D, 'vision k'), v: f32(T * D, 'vision v'),
-      attn: f32(T * D, 'vision attention'), up: f32(T * c.ffn, 'vision ffn'), mid: f32(c.patches * c.projection, 'projector mid'),
-      out: f32(c.patches * c.projection, 'image embeddings'),
+      attn: f32(T * D, 'vision attention'), lse: f32(T * c.heads, 'vision lse'), up: f32(T * c.ffn, 'vision ffn'),
+      mid: f32(keep * c.projection, 'projector mid'), out: f32(keep * c.projection, 'image embeddings'),
+      // Pruning: attention mass [heads][T] at two layers, per-patch scores, the kept indices.
+      mass: gpu.buffer(2 * align(c.heads * T * 4, BINDING_ALIGN), 'vision attention mass'), scores: gpu.buffer(2 * align(N * 4, BINDING_ALIGN), 'patch evidence'),
+      choice: f32(N, 'patch scores'),
+      kept: gpu.buffer(N * 4, 'kept patches'), count: gpu.buffer(4, 'kept count'),
     };
     const capacity = Math.ceil(T / PAGE) * PAGE;
     const pageTable = gpu.upload(identityPageTable(capacity), 'vision page table');
     const slots = gpu.upload(Uint32Array.from({ length: T }, (_, i) => i), 'vision slots');
+    // The layers whose attention a method reads: the class token's row at the last (C1); every
+    // row's at an object-centric middle layer and at the last (HiPrune).
+    const last = c.blocks - 1;
+    const objectLayer = Math.min(last, Math.floor(c.blocks * HIPRUNE_OBJECT_DEPTH));
+    const massAt = new Map<number, { slot: number; rows: [number, number] }>(
+      pruning?.method === 'cls' ? [[last, { slot: 0, rows: [0, 1] }]]
+        : pruning?.method === 'hiprune' ? [[objectLayer, { slot: 0, rows: [0, T] }], [last, { slot: 1, rows: [0, T] }]] : [],
+    );
     let cache: KvCache | null = null;
     try {
       cache = createKvCache(gpu, { capacity, kvHeads: c.heads, headDim, format: 'f32', pageTable });
@@ -162,18 +198,26 @@ export class VisionEncoder {
       const linear = (pass: GPUComputePassEncoder, l: Linear, x: GPUBuffer | GPUBufferBinding, y: GPUBuffer | GPUBufferBinding, M: number) => matmul(gpu, pass, { x, w: l.w, y, M, bias: l.b });
       await gpu.run((pass) => {
         // Patch tokens after the class token, then the position embeddings over all.
-        linear(pass, w.patch, scratch.pixels, scratch.h, c.patches);
+        linear(pass, w.patch, scratch.pixels, scratch.h, N);
         copy(gpu, pass, { src: w.classToken, dst: scratch.x, n: D });
-        copy(gpu, pass, { src: scratch.h, dst: scratch.x, n: c.patches * D, dstOffset: D });
+        copy(gpu, pass, { src: scratch.h, dst: scratch.x, n: N * D, dstOffset: D });
         addInPlace(gpu, pass, { x: scratch.x, y: w.positions, n: T * D });
         layerNorm(gpu, pass, { x: scratch.x, weight: w.preLn.w, bias: w.preLn.b, rows: T, n: D, eps: c.eps });
-        for (const block of w.blocks) {
+        w.blocks.forEach((block, l) => {
           layerNorm(gpu, pass, { x: scratch.x, out: scratch.h, weight: block.ln1.w, bias: block.ln1.b, rows: T, n: D, eps: c.eps });
           linear(pass, block.q, scratch.h, scratch.q, T);
           linear(pass, block.k, scratch.h, scratch.k, T);
           linear(pass, block.v, scratch.h, scratch.v, T);
           kvWrite(gpu, pass, { cache: kv, k: scratch.k, v: scratch.v, slots, count: T });
-          attention(gpu, pass, { q: scratch.q, cache: kv, out: scratch.attn, T, numHeads: c.heads, kvLen: T, queryStart: 0, scale: 1 / Math.sqrt(headDim), mask: { kind: 'none' } });
+          const attentionArgs = { q: scratch.q, cache: kv, T, numHeads: c.heads, kvLen: T, queryStart: 0, scale: 1 / Math.sqrt(headDim), mask: { kind: 'none' } } as const;
+          attention(gpu, pass, { ...attentionArgs, out: scratch.attn, lse: scratch.lse });
+          const capture = massAt.get(l);
+          if (capture) {
+            const mass = part(scratch.mass, capture.slot, c.heads * T);
+            attentionMass(gpu, pass, { ...attentionArgs, lse: scratch.lse, mass, queryRange: capture.rows });
+            // Per patch (keys 1..N; the class token's own column is left out): the sum over heads.
+            columnSums(gpu, pass, { x: mass, rows: c.heads, n: N, stride: T, start: 1, out: part(scratch.scores, capture.slot, N) });
+          }
           linear(pass, block.out, scratch.attn, scratch.h, T);
           addInPlace(gpu, pass, { x: scratch.x, y: scratch.h, n: T * D });
           layerNorm(gpu, pass, { x: scratch.x, out: scratch.h, weight: block.ln2.w, bias: block.ln2.b, rows: T, n: D, eps: c.eps });
@@ -181,17 +225,49 @@ export class VisionEncoder {
           activation(gpu, pass, { kind: 'gelu-tanh', x: scratch.up, n: T * c.ffn });
           linear(pass, block.down, scratch.up, scratch.h, T);
           addInPlace(gpu, pass, { x: scratch.x, y: scratch.h, n: T * D });
+        });
+        // The patch tokens that go on (the class token is not passed on), then the projector.
+        if (pruning) {
+          const patchScores = this.recordPatchScores(pass, pruning.method as 'cls' | 'hiprune' | 'todre', keep, scratch);
+          selectTopK(gpu, pass, { x: patchScores, rows: 1, n: N, k: keep, out: scratch.kept, counts: scratch.count, outStride: N });
+          gatherRows(gpu, pass, { x: scratch.x, ids: scratch.kept, count: keep, width: D, first: 1, out: scratch.h });
+        } else {
+          copy(gpu, pass, { src: scratch.x, dst: scratch.h, n: N * D, srcOffset: D });
         }
-        // The projector over the patch tokens (the class token is not passed on).
-        copy(gpu, pass, { src: scratch.x, dst: scratch.h, n: c.patches * D, srcOffset: D });
-        linear(pass, w.mm0, scratch.h, scratch.mid, c.patches);
-        activation(gpu, pass, { kind: 'gelu-tanh', x: scratch.mid, n: c.patches * c.projection });
-        linear(pass, w.mm2, scratch.mid, scratch.out, c.patches);
+        linear(pass, w.mm0, scratch.h, scratch.mid, keep);
+        activation(gpu, pass, { kind: 'gelu-tanh', x: scratch.mid, n: keep * c.projection });
+        linear(pass, w.mm2, scratch.mid, scratch.out, keep);
       }, 'vision encoder');
-      return { hidden: await gpu.readF32(scratch.x, T * D), embeddings: await gpu.readF32(scratch.out, c.patches * c.projection) };
+      const patchMap = new Int32Array(N).fill(-1);
+      if (pruning) (await gpu.readU32(scratch.kept, keep)).forEach((patch, i) => { patchMap[patch] = i; });
+      else patchMap.forEach((_, i) => { patchMap[i] = i; });
+      return { hidden: await gpu.readF32(scratch.x, T * D), embeddings: await gpu.readF32(scratch.out, keep * c.projection), patchMap };
     } finally {
       if (cache) destroyKvCache(cache);
       for (const b of [...Object.values(scratch), pageTable, slots]) b.destroy();
+    }
+  }
+
+  /**
+   * One score per patch, the top `keep` of which are kept: the class token's attention (C1);
+   * HiPrune's anchors and buffers, then the last layer's attention (C2); ToDRE's k-center pick
+   * order over the final patch features (C3). Returns the binding the scores are in.
+   */
+  private recordPatchScores(pass: GPUComputePassEncoder, method: 'cls' | 'hiprune' | 'todre', keep: number, s: { x: GPUBuffer; scores: GPUBuffer; choice: GPUBuffer }): Binding {
+    const { gpu, config: c } = this;
+    const N = c.patches;
+    const scores = (i: number, n = 1) => part(s.scores, i, N, n);
+    switch (method) {
+      case 'cls':
+        return scores(0);
+      case 'hiprune': {
+        const flagged = Math.max(1, Math.floor(HIPRUNE_ANCHOR_SHARE * keep));
+        hipruneScores(gpu, pass, { objectScores: scores(0), lastScores: scores(1), n: N, width: c.imageSize / c.patchSize, flagged, scores: s.choice });
+        return s.choice;
+      }
+      case 'todre':
+        kCenter(gpu, pass, { features: s.x, n: N, dim: c.hidden, k: keep, first: 1, scores: s.choice, work: scores(0, 2) });
+        return s.choice;
     }
   }
 

@@ -155,6 +155,8 @@ const silu = (v: number) => v / (1 + Math.exp(-v));
 export interface VisibleKeys { keys: number[]; positions: number[] }
 
 export interface LlamaForwardHooks {
+  /** The input row at `pos` instead of the token's embedding (image embeddings); undefined: the token's. */
+  input?(pos: number): ArrayLike<number> | undefined;
   /** The keys the token at `pos` sees in layer `layer` (default: every token up to it, at its own position). */
   visible?(layer: number, pos: number): VisibleKeys;
   /** Each query head's attention probabilities over those keys, and the scaled scores they came from. */
@@ -180,8 +182,9 @@ export function llamaForward(model: LlamaReferenceModel, tokens: readonly number
   const logits: Float64Array[] = [];
 
   tokens.forEach((token, pos) => {
-    if (!Number.isInteger(token) || token < 0 || token >= c.nVocab) throw new RangeError(`token ${token} is outside the vocabulary (${c.nVocab})`);
-    let x = model.tokenEmbd.data.slice(token * c.nEmbd, (token + 1) * c.nEmbd);
+    const given = hooks.input?.(pos);
+    if (!given && (!Number.isInteger(token) || token < 0 || token >= c.nVocab)) throw new RangeError(`token ${token} is outside the vocabulary (${c.nVocab})`);
+    let x = given ? Float64Array.from(given) : model.tokenEmbd.data.slice(token * c.nEmbd, (token + 1) * c.nEmbd);
     model.layers.forEach((layer, l) => {
       const h = rmsNorm(x, layer.attnNorm, c.rmsEps);
       const q = matVec(layer.wq, h);

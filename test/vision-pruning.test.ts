@@ -1,0 +1,146 @@
+// Vision-token pruning on the committed VLM (src/engine/vision): every method keeps exactly its
+// budget, in patch order, and at a budget of every token changes nothing; ToDRE's choice is the
+// k-center reference's on the tower's own output; FastV's logits are the float64 reference model's
+// with the pruned image tokens hidden from the layers above K, chosen by the reference's own
+// layer-K attention.
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Session } from '../src/engine/session';
+import { prefillMultimodal } from '../src/engine/vision/prefill';
+import { type PruningMethod, keptCount } from '../src/engine/vision/pruning';
+import { readGGUF } from '../src/formats/gguf-reader';
+import { Decoder } from '../src/models/decoder';
+import { VisionEncoder } from '../src/models/vision';
+import { type LlamaReferenceModel, llamaForward, loadLlamaReference } from '../src/reference/llama';
+import { kCenterRef } from '../src/reference/vision-prune';
+import { Tokenizer } from '../src/tokenizer';
+import { loadVlmEvalSet } from './vlm-eval';
+import { expectClose, testGpu } from './util';
+
+const models = new URL('../models/', import.meta.url);
+const ENCODER_METHODS = ['cls', 'hiprune', 'todre'] as const satisfies readonly PruningMethod[];
+
+describe('vision-token pruning', () => {
+  let encoder: VisionEncoder;
+  let decoder: Decoder;
+  let tokenizer: Tokenizer;
+  let reference: LlamaReferenceModel;
+  const set = loadVlmEvalSet();
+  beforeAll(async () => {
+    const gpu = await testGpu();
+    encoder = await VisionEncoder.load(gpu, await readGGUF(readFileSync(new URL('vlm-mmproj.f16.gguf', models))));
+    const lm = await readGGUF(readFileSync(new URL('vlm.f16.gguf', models)));
+    decoder = await Decoder.load(gpu, lm);
+    tokenizer = Tokenizer.fromGGUFMetadata(lm);
+    reference = await loadLlamaReference(lm);
+  });
+  afterAll(() => {
+    encoder?.destroy();
+    decoder?.destroy();
+  });
+
+  it('budgets: a ratio of the image tokens or a count, checked', () => {
+    expect(keptCount(0.25, 144)).toBe(36);
+    expect(keptCount(1, 144)).toBe(144);
+    expect(keptCount(0.001, 144)).toBe(1);
+    expect(keptCount(20, 144)).toBe(20);
+    expect(() => keptCount(200, 144)).toThrow(/at most 144/);
+    expect(() => keptCount(2.5, 144)).toThrow(/whole count/);
+    expect(() => keptCount(0, 144)).toThrow(/ratio/);
+  });
+
+  for (const method of ENCODER_METHODS) {
+    it(`${method}: keeps its budget in patch order, the kept rows unchanged; all of them is the unpruned run`, async () => {
+      const image = set.image(5);
+      const full = await encoder.encode(image);
+      const all = await encoder.encode(image, { method, keep: 144 });
+      expect(all.embeddings).toEqual(full.embeddings);
+      const pruned = await encoder.encode(image, { method, keep: 36 });
+      const kept = [...pruned.patchMap.keys()].filter((p) => pruned.patchMap[p] >= 0);
+      expect(kept.length).toBe(36);
+      expect(kept.map((p) => pruned.patchMap[p])).toEqual(Array.from({ length: 36 }, (_, i) => i));
+      const width = encoder.config.projection;
+      kept.forEach((p, i) => expectClose(pruned.embeddings.subarray(i * width, (i + 1) * width), full.embeddings.subarray(p * width, (p + 1) * width), 1e-5, 1e-5, `patch ${p}`));
+      if (method === 'todre') {
+        const scores = kCenterRef(full.hidden, 144, encoder.config.hidden, 36, 1);
+        expect(kept).toEqual([...scores.keys()].filter((p) => scores[p] > 0));
+      }
+    });
+  }
+
+  it('the methods disagree: each follows its own evidence', async () => {
+    const image = set.image(7);
+    const chosen = await Promise.all(ENCODER_METHODS.map(async (method) => (await encoder.encode(image, { method, keep: 20 })).patchMap.join()));
+    expect(new Set(chosen).size).toBe(ENCODER_METHODS.length);
+  });
+
+  it('FastV: logits and kept tokens are the reference model\'s with the pruned image tokens hidden above layer K', async () => {
+    const gpu = await testGpu();
+    const q = set.questions[4];
+    const prompt = tokenizer.encode(set.prompt(q.question), { addSpecial: false });
+    const bos = tokenizer.vocab.special.bos ?? 1;
+    const { embeddings } = await encoder.encode(set.image(q.image));
+    const hidden = decoder.config.hidden;
+    const N = 144, keep = 36, K = 0;
+    const session = new Session(gpu, decoder, { contextLength: 256, prefillChunk: 192 });
+    try {
+      const images = await prefillMultimodal(session, encoder, [{ tokens: [bos] }, { image: set.image(q.image) }, { tokens: prompt }], { method: 'fastv', budget: keep });
+      const kept = [...images[0].patchMap.keys()].filter((p) => images[0].patchMap[p] >= 0);
+      expect(kept.length).toBe(keep);
+      const after = await gpu.readF32(session.scratch.logits, decoder.config.vocabSize);
+      const next = await session.feedGreedy([argmaxOf(after)]);
+
+      // The reference: pass 1 sees everything and records layer K's attention from the prompt's
+      // last token to the image; pass 2 hides the pruned image tokens from the layers above K.
+      const sequence = [bos, ...new Array(N).fill(0), ...prompt, argmaxOf(after)];
+      const input = (pos: number) => (pos >= 1 && pos <= N ? embeddings.subarray((pos - 1) * hidden, pos * hidden) : undefined);
+      const last = N + prompt.length;
+      const mass = new Float64Array(N);
+      llamaForward(reference, sequence.slice(0, last + 1), {
+        input,
+        observe: (layer, pos, _keys, probs) => { if (layer === K && pos === last) for (const p of probs) for (let j = 0; j < N; j++) mass[j] += p[1 + j]; },
+      });
+      const order = [...mass.keys()].sort((a, b) => mass[b] - mass[a] || a - b);
+      expect(kept).toEqual(order.slice(0, keep).sort((a, b) => a - b));
+      const pruned = new Set(order.slice(keep).map((j) => 1 + j));
+      const want = llamaForward(reference, sequence, {
+        input,
+        visible: (layer, pos) => {
+          const keys = Array.from({ length: pos + 1 }, (_, t) => t).filter((t) => layer <= K || !pruned.has(t) || t === pos);
+          return { keys, positions: keys };
+        },
+      });
+      expectClose(after, want[last], 2e-3, 2e-3, 'logits after the prompt');
+      expect(next).toBe(argmaxOf(want[last + 1]));
+      // Decoding after FastV keeps the deep layers' shorter cache: the next step's logits agree too.
+      expectClose(await gpu.readF32(session.scratch.logits, decoder.config.vocabSize), want[last + 1], 2e-3, 2e-3, 'logits of the next step');
+    } finally {
+      session.destroy();
+    }
+  }, 120_000);
+
+  it('FastV keeping every image token answers as the unpruned run; a rollback cannot split the pruned step', async () => {
+    const gpu = await testGpu();
+    const q = set.questions[0];
+    const prompt = tokenizer.encode(set.prompt(q.question), { addSpecial: false });
+    const bos = tokenizer.vocab.special.bos ?? 1;
+    const parts = [{ tokens: [bos] }, { image: set.image(q.image) }, { tokens: prompt }];
+    const logits = async (pruning?: { method: 'fastv'; budget: number }) => {
+      const session = new Session(gpu, decoder, { contextLength: 256, prefillChunk: 192 });
+      try {
+        await prefillMultimodal(session, encoder, parts, pruning);
+        if (pruning) expect(() => session.truncate(50)).toThrow(/pruned together/);
+        return await gpu.readF32(session.scratch.logits, decoder.config.vocabSize);
+      } finally {
+        session.destroy();
+      }
+    };
+    expectClose(await logits({ method: 'fastv', budget: 1 }), await logits(), 1e-4, 1e-4, 'logits');
+  }, 60_000);
+});
+
+function argmaxOf(x: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
+}
