@@ -1,8 +1,8 @@
 // Vision-token pruning on the committed VLM (src/engine/vision): every method keeps exactly its
 // budget, in patch order, and at a budget of every token changes nothing; ToDRE's choice is the
-// k-center reference's on the tower's own output; FastV's logits are the float64 reference model's
-// with the pruned image tokens hidden from the layers above K, chosen by the reference's own
-// layer-K attention.
+// k-center reference's on the tower's own output; FastV's and ToDRE's second stage's logits are
+// the float64 reference model's with the pruned image tokens hidden from the layers above K, chosen
+// by the reference's own layer-K attention.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Session } from '../src/engine/session';
@@ -74,50 +74,62 @@ describe('vision-token pruning', () => {
     expect(new Set(chosen).size).toBe(ENCODER_METHODS.length);
   });
 
-  it('FastV: logits and kept tokens are the reference model\'s with the pruned image tokens hidden above layer K', async () => {
-    const gpu = await testGpu();
-    const q = set.questions[4];
-    const prompt = tokenizer.encode(set.prompt(q.question), { addSpecial: false });
-    const bos = tokenizer.vocab.special.bos ?? 1;
-    const { embeddings } = await encoder.encode(set.image(q.image));
-    const hidden = decoder.config.hidden;
-    const N = 144, keep = 36, K = 0;
-    const session = new Session(gpu, decoder, { contextLength: 256, prefillChunk: 192 });
-    try {
-      const images = await prefillMultimodal(session, encoder, [{ tokens: [bos] }, { image: set.image(q.image) }, { tokens: prompt }], { method: 'fastv', budget: keep });
-      const kept = [...images[0].patchMap.keys()].filter((p) => images[0].patchMap[p] >= 0);
-      expect(kept.length).toBe(keep);
-      const after = await gpu.readF32(session.scratch.logits, decoder.config.vocabSize);
-      const next = await session.feedGreedy([argmaxOf(after)]);
+  // FastV scores by the prompt's last token (budget 36 after layer K); ToDRE's second stage by every
+  // text token (half of the 36 diverse tokens the tower kept).
+  for (const method of ['fastv', 'todre'] as const) {
+    it(`${method}: logits and kept tokens are the reference model's with the pruned image tokens hidden above layer K`, async () => {
+      const gpu = await testGpu();
+      const q = set.questions[4];
+      const prompt = tokenizer.encode(set.prompt(q.question), { addSpecial: false });
+      const bos = tokenizer.vocab.special.bos ?? 1;
+      const K = 0;
+      const { embeddings } = await encoder.encode(set.image(q.image), method === 'todre' ? { method, keep: 36 } : undefined);
+      const hidden = decoder.config.hidden;
+      const N = embeddings.length / hidden;
+      const keep = method === 'fastv' ? 36 : 18;
+      const session = new Session(gpu, decoder, { contextLength: 256, prefillChunk: 192 });
+      try {
+        const [image] = await prefillMultimodal(session, encoder, [{ tokens: [bos] }, { image: set.image(q.image) }, { tokens: prompt }], { method, budget: 36 });
+        expect(image.deep?.kept).toBe(keep);
+        // The image rows the language model read (FastV: every patch; ToDRE: the tower's 36) that its deep layers kept.
+        const row = (p: number) => (method === 'fastv' ? p : image.patchMap[p]);
+        const kept = [...image.deep!.patchMap.keys()].filter((p) => image.deep!.patchMap[p] >= 0).map(row);
+        expect(kept.length).toBe(keep);
+        const after = await gpu.readF32(session.scratch.logits, decoder.config.vocabSize);
+        const next = await session.feedGreedy([argmaxOf(after)]);
 
-      // The reference: pass 1 sees everything and records layer K's attention from the prompt's
-      // last token to the image; pass 2 hides the pruned image tokens from the layers above K.
-      const sequence = [bos, ...new Array(N).fill(0), ...prompt, argmaxOf(after)];
-      const input = (pos: number) => (pos >= 1 && pos <= N ? embeddings.subarray((pos - 1) * hidden, pos * hidden) : undefined);
-      const last = N + prompt.length;
-      const mass = new Float64Array(N);
-      llamaForward(reference, sequence.slice(0, last + 1), {
-        input,
-        observe: (layer, pos, _keys, probs) => { if (layer === K && pos === last) for (const p of probs) for (let j = 0; j < N; j++) mass[j] += p[1 + j]; },
-      });
-      const order = [...mass.keys()].sort((a, b) => mass[b] - mass[a] || a - b);
-      expect(kept).toEqual(order.slice(0, keep).sort((a, b) => a - b));
-      const pruned = new Set(order.slice(keep).map((j) => 1 + j));
-      const want = llamaForward(reference, sequence, {
-        input,
-        visible: (layer, pos) => {
-          const keys = Array.from({ length: pos + 1 }, (_, t) => t).filter((t) => layer <= K || !pruned.has(t) || t === pos);
-          return { keys, positions: keys };
-        },
-      });
-      expectClose(after, want[last], 2e-3, 2e-3, 'logits after the prompt');
-      expect(next).toBe(argmaxOf(want[last + 1]));
-      // Decoding after FastV keeps the deep layers' shorter cache: the next step's logits agree too.
-      expectClose(await gpu.readF32(session.scratch.logits, decoder.config.vocabSize), want[last + 1], 2e-3, 2e-3, 'logits of the next step');
-    } finally {
-      session.destroy();
-    }
-  }, 120_000);
+        // The reference: pass 1 sees everything and records layer K's attention to the image from
+        // the prompt's last token (FastV) or all its tokens (ToDRE); pass 2 hides the pruned image
+        // tokens from the layers above K.
+        const sequence = [bos, ...new Array(N).fill(0), ...prompt, argmaxOf(after)];
+        const input = (pos: number) => (pos >= 1 && pos <= N ? embeddings.subarray((pos - 1) * hidden, pos * hidden) : undefined);
+        const last = N + prompt.length;
+        const mass = new Float64Array(N);
+        llamaForward(reference, sequence.slice(0, last + 1), {
+          input,
+          observe: (layer, pos, _keys, probs) => {
+            if (layer === K && (pos === last || (method === 'todre' && pos > N))) for (const p of probs) for (let j = 0; j < N; j++) mass[j] += p[1 + j];
+          },
+        });
+        const order = [...mass.keys()].sort((a, b) => mass[b] - mass[a] || a - b);
+        expect(kept).toEqual(order.slice(0, keep).sort((a, b) => a - b));
+        const pruned = new Set(order.slice(keep).map((j) => 1 + j));
+        const want = llamaForward(reference, sequence, {
+          input,
+          visible: (layer, pos) => {
+            const keys = Array.from({ length: pos + 1 }, (_, t) => t).filter((t) => layer <= K || !pruned.has(t) || t === pos);
+            return { keys, positions: keys };
+          },
+        });
+        expectClose(after, want[last], 2e-3, 2e-3, 'logits after the prompt');
+        expect(next).toBe(argmaxOf(want[last + 1]));
+        // Decoding after the pruning keeps the deep layers' shorter cache: the next step's logits agree too.
+        expectClose(await gpu.readF32(session.scratch.logits, decoder.config.vocabSize), want[last + 1], 2e-3, 2e-3, 'logits of the next step');
+      } finally {
+        session.destroy();
+      }
+    }, 120_000);
+  }
 
   it('FastV keeping every image token answers as the unpruned run; a rollback cannot split the pruned step', async () => {
     const gpu = await testGpu();

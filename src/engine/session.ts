@@ -136,6 +136,11 @@ export class Session {
     return this.model.config.layers;
   }
 
+  /** The model's width: floats per input row. */
+  get hidden(): number {
+    return this.model.config.hidden;
+  }
+
   /** Tokens one prefill step can take. */
   get stepTokens(): number {
     return this.scratch.maxTokens;
@@ -220,9 +225,10 @@ export class Session {
    * in one step; after decoder layer `layer`, only the `keep` image tokens that the last row
    * attends to most (summed over heads), and the text, go on. Layers above `layer` never see the
    * others, now or later. The history records IMAGE_TOKEN for every image row. Returns the kept
-   * image rows, ascending.
+   * image rows, ascending. `queries: 'text'` scores by the attention of every text row instead
+   * (ToDRE's relevance to the task, C3 stage 2; the last row when there is no text).
    */
-  async prefillPruned(rows: Float32Array, text: number[], fastv: { layer: number; keep: number }, signal?: AbortSignal): Promise<Uint32Array> {
+  async prefillPruned(rows: Float32Array, text: number[], fastv: { layer: number; keep: number; queries?: 'last' | 'text' }, signal?: AbortSignal): Promise<Uint32Array> {
     const c = this.model.config;
     const n = rows.length / c.hidden;
     const T = n + text.length;
@@ -257,8 +263,9 @@ export class Session {
         prune: {
           count: T - pruned, rows: b.rows, positions: b.positions,
           choose: (p, args) => {
-            // The attention the last row pays each image token, summed over heads; its top `keep`.
-            attentionMass(this.gpu, p, { ...args, mask: { kind: 'causal' }, mass: b.mass, massStride, queryRange: [T - 1, T] });
+            // The attention the last row (or the text) pays each image token, summed over heads; its top `keep`.
+            const queryRange: [number, number] = fastv.queries === 'text' && text.length > 0 ? [n, T] : [T - 1, T];
+            attentionMass(this.gpu, p, { ...args, mask: { kind: 'causal' }, mass: b.mass, massStride, queryRange });
             columnSums(this.gpu, p, { x: b.mass, rows: c.kvHeads, n, stride: massStride, start: first, out: b.scores });
             selectTopK(this.gpu, p, { x: b.scores, rows: 1, n, k: keep, out: b.rows, counts: b.count, outStride: keep });
           },

@@ -11,6 +11,12 @@ export type PromptPart = { tokens: number[] } | { image: Uint8Array };
 
 /** FastV's layer when none is given: the commonly cited K = 2. */
 export const FASTV_DEFAULT_LAYER = 2;
+/**
+ * ToDRE's second stage (ours: the paper's abstract gives no numbers): in the middle of the
+ * language model, half of the tower's diverse tokens go on, those the text attends to most.
+ */
+const TODRE_DECODER_SHARE = 0.5;
+const todreLayer = (layers: number) => Math.max(0, Math.floor(layers / 2) - 1);
 
 /**
  * Prefills `parts` in order after what the session holds. Returns what happened to each image.
@@ -40,15 +46,20 @@ export async function prefillMultimodal(
     const inTower = pruning && pruning.method !== 'fastv' ? { method: pruning.method, keep } : undefined;
     const { embeddings, patchMap } = await encoder.encode(part.image, inTower);
     const encodeMs = performance.now() - started;
-    if (pruning?.method === 'fastv') {
+    const inDecoder = pruning?.method === 'fastv' ? { keep, queries: 'last' as const, layer: FASTV_DEFAULT_LAYER }
+      : pruning?.method === 'todre' && layers >= 2 ? { keep: Math.max(1, Math.round(keep * TODRE_DECODER_SHARE)), queries: 'text' as const, layer: todreLayer(layers) }
+        : null;
+    if (inDecoder) {
+      // The image and the text after it as one step, so the text can score the image tokens.
       const next = parts[parts.indexOf(part) + 1];
-      const text = next && 'tokens' in next ? next.tokens.slice(0, session.stepTokens - N) : [];
-      const layer = Math.min(pruning.layer ?? FASTV_DEFAULT_LAYER, layers - 2);
-      const kept = await session.prefillPruned(embeddings, text, { layer, keep }, signal);
+      const text = next && 'tokens' in next ? next.tokens.slice(0, session.stepTokens - embeddings.length / session.hidden) : [];
+      const layer = Math.min(pruning!.layer ?? inDecoder.layer, layers - 2);
+      const survivors = await session.prefillPruned(embeddings, text, { layer, keep: inDecoder.keep, queries: inDecoder.queries }, signal);
       skip = text.length;
-      const map = new Int32Array(N).fill(-1);
-      kept.forEach((patch, i) => { map[patch] = i; });
-      images.push({ patches: N, kept: keep, patchMap: map, encodeMs });
+      // patchMap: patch → the tower's kept token → the deep layers' kept token.
+      const deepIndex = new Map([...survivors].map((row, i) => [row, i]));
+      const deepMap = patchMap.map((t) => (t >= 0 ? deepIndex.get(t) ?? -1 : -1));
+      images.push({ patches: N, kept: keep, patchMap: pruning!.method === 'fastv' ? deepMap : patchMap, deep: { layer, kept: inDecoder.keep, patchMap: deepMap }, encodeMs });
     } else {
       await session.prefillEmbeddings(embeddings, signal);
       images.push({ patches: N, kept: keep, patchMap, encodeMs });

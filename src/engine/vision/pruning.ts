@@ -17,7 +17,10 @@ export interface VisionPruning {
   method: PruningMethod;
   /** Image tokens to keep: a ratio in (0, 1], or a whole count above 1 (at most the image's tokens). */
   budget: number;
-  /** fastv: the decoder layer after which image tokens are pruned (default 2, at most layers - 2). */
+  /**
+   * fastv: the decoder layer after which image tokens are pruned (default 2); todre: the layer of
+   * its second stage (default: the middle). At most layers − 2.
+   */
   layer?: number;
 }
 
@@ -25,13 +28,18 @@ export interface VisionPruning {
 export interface ImageTokens {
   /** The image's tokens before pruning (its patches). */
   patches: number;
-  /** Tokens the language model reads for it (after its layer `layer`, for FastV). */
+  /** Tokens the language model reads for it (its layers above `layer`, for FastV). */
   kept: number;
   /**
    * Per patch (row-major over the patch grid), which kept token carries it: -1 pruned, else the
    * kept token's index (merged patches share one).
    */
   patchMap: Int32Array;
+  /**
+   * FastV, and ToDRE's second stage: the language model's layers above `layer` read only `kept`
+   * of the image's tokens; patchMap as above, for those layers.
+   */
+  deep?: { layer: number; kept: number; patchMap: Int32Array };
   /** Milliseconds in the vision tower (with its pruning or merging). */
   encodeMs: number;
 }
