@@ -10,9 +10,11 @@ import { prefillMultimodal } from '../src/engine/vision/prefill';
 import { type PruningMethod, keptCount } from '../src/engine/vision/pruning';
 import { readGGUF } from '../src/formats/gguf-reader';
 import { Decoder } from '../src/models/decoder';
-import { VisionEncoder } from '../src/models/vision';
+import { HIPRUNE_ANCHOR_SHARE, HIPRUNE_OBJECT_DEPTH, VisionEncoder } from '../src/models/vision';
+import { visionForwardRef } from '../src/reference/vision';
+import type { GGUFFile } from '../src/formats/gguf-reader';
 import { type LlamaReferenceModel, llamaForward, loadLlamaReference } from '../src/reference/llama';
-import { kCenterRef } from '../src/reference/vision-prune';
+import { hipruneKeepRef, kCenterRef } from '../src/reference/vision-prune';
 import { Tokenizer } from '../src/tokenizer';
 import { loadVlmEvalSet } from './vlm-eval';
 import { expectClose, testGpu } from './util';
@@ -25,10 +27,12 @@ describe('vision-token pruning', () => {
   let decoder: Decoder;
   let tokenizer: Tokenizer;
   let reference: LlamaReferenceModel;
+  let mmproj: GGUFFile;
   const set = loadVlmEvalSet();
   beforeAll(async () => {
     const gpu = await testGpu();
-    encoder = await VisionEncoder.load(gpu, await readGGUF(readFileSync(new URL('vlm-mmproj.f16.gguf', models))));
+    mmproj = await readGGUF(readFileSync(new URL('vlm-mmproj.f16.gguf', models)));
+    encoder = await VisionEncoder.load(gpu, mmproj);
     const lm = await readGGUF(readFileSync(new URL('vlm.f16.gguf', models)));
     decoder = await Decoder.load(gpu, lm);
     tokenizer = Tokenizer.fromGGUFMetadata(lm);
@@ -67,6 +71,26 @@ describe('vision-token pruning', () => {
       }
     });
   }
+
+  it('cls and hiprune keep what the float64 tower\'s own attention says', async () => {
+    const image = set.image(9);
+    const c = encoder.config;
+    const N = c.patches, keep = 36;
+    const ref = await visionForwardRef(mmproj, c, image);
+    const kept = async (method: 'cls' | 'hiprune') => {
+      const { patchMap } = await encoder.encode(image, { method, keep });
+      return [...patchMap.keys()].filter((p) => patchMap[p] >= 0);
+    };
+    // Attention each patch gets at a layer, summed over heads, from the class token or from every token.
+    const received = (layer: number, queries: number[]) => Array.from({ length: N }, (_, j) => ref.attention[layer].reduce((s, head) => s + queries.reduce((a, i) => a + head[i][1 + j], 0), 0));
+    const everyToken = Array.from({ length: N + 1 }, (_, i) => i);
+    const cls = received(c.blocks - 1, [0]);
+    expect(await kept('cls')).toEqual([...cls.keys()].sort((a, b) => cls[b] - cls[a]).slice(0, keep).sort((a, b) => a - b));
+    const objectScores = received(Math.floor(c.blocks * HIPRUNE_OBJECT_DEPTH), everyToken);
+    const lastScores = received(c.blocks - 1, everyToken);
+    const width = c.imageSize / c.patchSize;
+    expect(await kept('hiprune')).toEqual(hipruneKeepRef(objectScores, lastScores, N, width, Math.max(1, Math.floor(HIPRUNE_ANCHOR_SHARE * keep)), keep));
+  }, 60_000);
 
   it('the methods disagree: each follows its own evidence', async () => {
     const image = set.image(7);

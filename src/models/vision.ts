@@ -44,8 +44,8 @@ export interface EncoderPruning {
 }
 
 /** HiPrune's object-centric layer, as a share of the depth (CLIP-L/24: layer 9), and its anchors and buffers' share of the budget (α). */
-const HIPRUNE_OBJECT_DEPTH = 9 / 24;
-const HIPRUNE_ANCHOR_SHARE = 0.1;
+export const HIPRUNE_OBJECT_DEPTH = 9 / 24;
+export const HIPRUNE_ANCHOR_SHARE = 0.1;
 
 /** Part i of a buffer cut into aligned parts of `floats` f32 each; `n` parts from there. */
 function part(buffer: GPUBuffer, i: number, floats: number, n = 1): GPUBufferBinding {

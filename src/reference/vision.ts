@@ -1,0 +1,78 @@
+// A float64 CPU reference of the CLIP-style tower in src/models/vision.ts (no projector), keeping
+// every layer's attention probabilities: the evidence CLS-attention and HiPrune pruning read.
+import type { GGUFFile } from '../formats/gguf-reader';
+import { dequantize } from '../formats/quantize';
+import { type VisionConfig, imagePatches } from '../models/vision';
+
+export interface VisionReference {
+  /** Hidden states after the last block, [1 + patches][hidden] (class token first). */
+  hidden: Float64Array[];
+  /** attention[layer][head][query][key] probabilities. */
+  attention: Float64Array[][][];
+}
+
+export async function visionForwardRef(file: GGUFFile, config: VisionConfig, rgb: Uint8Array): Promise<VisionReference> {
+  const tensor = async (name: string) => {
+    const info = file.tensor(name)!;
+    return Float64Array.from(dequantize(info.type, await file.readTensor(info), info.elements));
+  };
+  const { hidden: D, heads, patchSize: P } = config;
+  const N = config.patches;
+  const headDim = D / heads;
+  // y = W x + b with W [rows][cols] row-major.
+  const linear = (w: Float64Array, b: Float64Array, x: ArrayLike<number>) => Float64Array.from(b, (bias, r) => {
+    let s = bias;
+    for (let c = 0; c < x.length; c++) s += w[r * x.length + c] * x[c];
+    return s;
+  });
+  const layerNorm = (x: Float64Array, w: Float64Array, b: Float64Array) => {
+    const mean = x.reduce((a, v) => a + v, 0) / x.length;
+    const variance = x.reduce((a, v) => a + (v - mean) ** 2, 0) / x.length;
+    return x.map((v, i) => ((v - mean) / Math.sqrt(variance + config.eps)) * w[i] + b[i]);
+  };
+  const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+
+  const pixels = imagePatches(config, rgb);
+  const [patchW, patchB, cls, positions] = await Promise.all([tensor('v.patch_embd.weight'), tensor('v.patch_embd.bias'), tensor('v.class_embd'), tensor('v.position_embd.weight')]);
+  let x = [Float64Array.from(cls), ...Array.from({ length: N }, (_, p) => linear(patchW, patchB, pixels.subarray(p * 3 * P * P, (p + 1) * 3 * P * P)))];
+  x = x.map((row, t) => row.map((v, i) => v + positions[t * D + i]));
+  const [preW, preB] = await Promise.all([tensor('v.pre_ln.weight'), tensor('v.pre_ln.bias')]);
+  x = x.map((row) => layerNorm(row, preW, preB));
+  const attention: Float64Array[][][] = [];
+  for (let l = 0; l < config.blocks; l++) {
+    const t = (name: string) => tensor(`v.blk.${l}.${name}`);
+    const [ln1w, ln1b, qw, qb, kw, kb, vw, vb, ow, ob, ln2w, ln2b, upw, upb, downw, downb] = await Promise.all(
+      ['ln1.weight', 'ln1.bias', 'attn_q.weight', 'attn_q.bias', 'attn_k.weight', 'attn_k.bias', 'attn_v.weight', 'attn_v.bias', 'attn_out.weight', 'attn_out.bias',
+        'ln2.weight', 'ln2.bias', 'ffn_up.weight', 'ffn_up.bias', 'ffn_down.weight', 'ffn_down.bias'].map(t),
+    );
+    const h = x.map((row) => layerNorm(row, ln1w, ln1b));
+    const [q, k, v] = [[qw, qb], [kw, kb], [vw, vb]].map(([w, b]) => h.map((row) => linear(w, b, row)));
+    const probs: Float64Array[][] = [];
+    const mixed = x.map(() => new Float64Array(D));
+    for (let head = 0; head < heads; head++) {
+      const rows = q.map((qi, i) => {
+        const scores = k.map((kj) => {
+          let s = 0;
+          for (let d = 0; d < headDim; d++) s += qi[head * headDim + d] * kj[head * headDim + d];
+          return s / Math.sqrt(headDim);
+        });
+        const max = Math.max(...scores);
+        const e = scores.map((s) => Math.exp(s - max));
+        const sum = e.reduce((a, b) => a + b, 0);
+        const p = Float64Array.from(e, (v) => v / sum);
+        p.forEach((w, j) => { for (let d = 0; d < headDim; d++) mixed[i][head * headDim + d] += w * v[j][head * headDim + d]; });
+        return p;
+      });
+      probs.push(rows);
+    }
+    attention.push(probs);
+    x = x.map((row, i) => {
+      const o = linear(ow, ob, mixed[i]);
+      const r = row.map((v, j) => v + o[j]);
+      const up = linear(upw, upb, layerNorm(r, ln2w, ln2b)).map(gelu);
+      const down = linear(downw, downb, up);
+      return r.map((v, j) => v + down[j]);
+    });
+  }
+  return { hidden: x, attention };
+}
