@@ -18,6 +18,19 @@ describe('vision pruning kernels', () => {
     for (let j = 0; j < n; j++) expect(got[j]).toBeCloseTo(want[j], 5);
   });
 
+  it('columnSums over batches: the sum of each token\'s heads', async () => {
+    const gpu = await testGpu();
+    const [tokens, heads, headDim] = [37, 4, 32];
+    const x = randomNormal(tokens * heads * headDim, 3);
+    const out = gpu.buffer(tokens * headDim * 4);
+    await gpu.run((pass) => columnSums(gpu, pass, { x: gpu.upload(x), rows: heads, n: headDim, stride: headDim, batches: tokens, batchStride: heads * headDim, out }), 'test');
+    const got = await gpu.readF32(out, tokens * headDim);
+    for (let t = 0; t < tokens; t++) {
+      const want = columnSumsRef(x.subarray(t * heads * headDim), heads, headDim, headDim);
+      for (let j = 0; j < headDim; j++) expect(got[t * headDim + j]).toBeCloseTo(want[j], 5);
+    }
+  });
+
   it('gatherRows packs the chosen rows after an offset', async () => {
     const gpu = await testGpu();
     const [rows, width, first] = [40, 33, 1];

@@ -10,7 +10,7 @@ import { prefillMultimodal } from '../src/engine/vision/prefill';
 import { type PruningMethod, keptCount } from '../src/engine/vision/pruning';
 import { readGGUF } from '../src/formats/gguf-reader';
 import { Decoder } from '../src/models/decoder';
-import { HIPRUNE_ANCHOR_SHARE, HIPRUNE_OBJECT_DEPTH, VisionEncoder } from '../src/models/vision';
+import { HIPRUNE_ANCHOR_SHARE, HIPRUNE_OBJECT_DEPTH, VisionEncoder, mergeSchedule } from '../src/models/vision';
 import { visionForwardRef } from '../src/reference/vision';
 import type { GGUFFile } from '../src/formats/gguf-reader';
 import { type LlamaReferenceModel, llamaForward, loadLlamaReference } from '../src/reference/llama';
@@ -91,6 +91,30 @@ describe('vision-token pruning', () => {
     const width = c.imageSize / c.patchSize;
     expect(await kept('hiprune')).toEqual(hipruneKeepRef(objectScores, lastScores, N, width, Math.max(1, Math.floor(HIPRUNE_ANCHOR_SHARE * keep)), keep));
   }, 60_000);
+
+  for (const method of ['tome', 'pitome'] as const) {
+    it(`${method}: merging inside the tower is the float64 reference's (where every patch goes, the hidden states); merging nothing is the unmerged run`, async () => {
+      const image = set.image(11);
+      const c = encoder.config;
+      const full = await encoder.encode(image);
+      expect((await encoder.encode(image, { method, keep: 144 })).embeddings).toEqual(full.embeddings);
+      const keep = 36;
+      const merges = mergeSchedule(c.patches, keep, c.blocks, method);
+      expect(merges.reduce((a, b) => a + b, 0)).toBe(144 - keep);
+      const got = await encoder.encode(image, { method, keep });
+      const ref = await visionForwardRef(mmproj, c, image, { method, merges });
+      // Every patch lands in one of the 36 tokens, as the reference's plans send it.
+      const token = Array.from({ length: c.patches }, (_, p) => ref.plans.reduce((t, plan) => plan[t], p + 1) - 1);
+      expect(Array.from(got.patchMap)).toEqual(token);
+      expect(new Set(token).size).toBe(keep);
+      expectClose(got.hidden, Float32Array.from(ref.hidden.flatMap((row) => [...row])), 1e-4, 1e-4, 'hidden states after merging');
+      expect(got.embeddings.length).toBe(keep * c.projection);
+    }, 60_000);
+  }
+
+  it('merging too far is refused with the smallest count it can reach', () => {
+    expect(() => mergeSchedule(144, 4, 4, 'tome')).toThrow(/cannot merge 144 patches down to 4 in 4 blocks \(at least 9\)/);
+  });
 
   it('the methods disagree: each follows its own evidence', async () => {
     const image = set.image(7);

@@ -7,15 +7,22 @@ import { bindingBytes } from './matmul';
 const WORKGROUP = 256;
 const positiveInt = (name: string, v: number) => check(Number.isInteger(v) && v >= 0 && v < 2 ** 31, `${name}: bad ${v}`);
 
-/** out[j] = Σ_{h < rows} x[h·stride + start + j] for j < n. */
-export function columnSums(gpu: Gpu, pass: GPUComputePassEncoder, args: { x: Binding; rows: number; n: number; stride: number; start?: number; out: Binding }): void {
+/**
+ * out[b·n + j] = Σ_{h < rows} x[b·batchStride + h·stride + start + j] for j < n, b < batches
+ * (default 1): per key the attention mass of all heads, or per token the sum of its heads' rows.
+ */
+export function columnSums(gpu: Gpu, pass: GPUComputePassEncoder, args: { x: Binding; rows: number; n: number; stride: number; start?: number; batches?: number; batchStride?: number; out: Binding }): void {
   const { rows, n, stride } = args;
   const start = args.start ?? 0;
-  for (const [name, v] of Object.entries({ rows, n, stride, start })) positiveInt(`columnSums ${name}`, v);
+  const batches = args.batches ?? 1;
+  const batchStride = args.batchStride ?? 0;
+  for (const [name, v] of Object.entries({ rows, n, stride, start, batches, batchStride })) positiveInt(`columnSums ${name}`, v);
   check(start + n <= stride, `columnSums: columns ${start}..${start + n} overrun the stride ${stride}`);
-  check(bindingBytes(args.x) >= ((rows - 1) * stride + start + n) * 4 && bindingBytes(args.out) >= n * 4, `columnSums: x must be f32 [${rows}][${stride}], out f32 [${n}]`);
-  if (n === 0) return;
-  gpu.dispatch(pass, gpu.pipeline('column-sums', columnSumsWgsl), [args.x, args.out, gpu.uniform(new Uint32Array([rows, n, stride, start]))], [Math.ceil(n / WORKGROUP), 1]);
+  check(batches <= gpu.limits.maxComputeWorkgroupsPerDimension, `columnSums: ${batches} batches are too many`);
+  check(bindingBytes(args.x) >= ((batches - 1) * batchStride + (rows - 1) * stride + start + n) * 4 && bindingBytes(args.out) >= batches * n * 4,
+    `columnSums: x must hold ${batches} batches of f32 [${rows}][${stride}], out f32 [${batches}][${n}]`);
+  if (n * batches === 0) return;
+  gpu.dispatch(pass, gpu.pipeline('column-sums', columnSumsWgsl), [args.x, args.out, gpu.uniform(new Uint32Array([rows, n, stride, start, batches, batchStride]))], [Math.ceil(n / WORKGROUP), batches]);
 }
 
 /** out[i] = x[ids[i] + first] for i < count, rows of `width` f32 (or u32: positions). */

@@ -18,6 +18,7 @@ import { type KvCache, PAGE, createKvCache, destroyKvCache, identityPageTable, k
 import { type QuantizedWeight, matmul, uploadWeight } from '../kernels/matmul';
 import { layerNorm } from '../kernels/norm';
 import { selectTopK } from '../kernels/select';
+import { type MergeMethod, maxMerges, mergePlan, mergeTokens } from '../kernels/token-merge';
 import { columnSums, gatherRows, hipruneScores, kCenter } from '../kernels/vision-prune';
 
 export interface VisionConfig {
@@ -46,6 +47,29 @@ export interface EncoderPruning {
 /** HiPrune's object-centric layer, as a share of the depth (CLIP-L/24: layer 9), and its anchors and buffers' share of the budget (α). */
 export const HIPRUNE_OBJECT_DEPTH = 9 / 24;
 export const HIPRUNE_ANCHOR_SHARE = 0.1;
+
+/**
+ * Tokens each block merges away to go from n patches to `keep` (ToMe's constant r, spread evenly;
+ * a block never merges more than its bipartite split allows, later blocks take the rest).
+ */
+export function mergeSchedule(n: number, keep: number, blocks: number, method: MergeMethod): number[] {
+  const plan = (spread: boolean) => {
+    let tokens = n + 1;
+    const merges = Array.from({ length: blocks }, (_, l) => {
+      const wanted = tokens - 1 - keep;
+      const r = Math.min(maxMerges(tokens, 1, method), spread ? Math.ceil(wanted / (blocks - l)) : wanted);
+      tokens -= r;
+      return r;
+    });
+    return { merges, reached: tokens - 1 };
+  };
+  // Evenly if that gets there, else as early as possible (as far as merging can go).
+  const even = plan(true);
+  if (even.reached === keep) return even.merges;
+  const early = plan(false);
+  if (early.reached === keep) return early.merges;
+  throw new GpuError('bad-argument', `${method} cannot merge ${n} patches down to ${keep} in ${blocks} blocks (at least ${early.reached})`);
+}
 
 /** Part i of a buffer cut into aligned parts of `floats` f32 each; `n` parts from there. */
 function part(buffer: GPUBuffer, i: number, floats: number, n = 1): GPUBufferBinding {
@@ -167,7 +191,8 @@ export class VisionEncoder {
     const D = c.hidden;
     const keep = pruning?.keep ?? N;
     check(Number.isInteger(keep) && keep >= 1 && keep <= N, `encode: cannot keep ${keep} of ${N} patches`);
-    if (pruning?.method === 'tome' || pruning?.method === 'pitome') throw new GpuError('unsupported', `${pruning.method} merging is not implemented yet`);
+    const merging = pruning?.method === 'tome' || pruning?.method === 'pitome' ? { method: pruning.method, merges: mergeSchedule(N, keep, c.blocks, pruning.method) } : null;
+    const selecting = pruning && !merging ? (pruning.method as 'cls' | 'hiprune' | 'todre') : null;
     const headDim = D / c.heads;
     const f32 = (n: number, label: string) => gpu.buffer(Math.max(n, 1) * 4, label);
     const scratch = {
@@ -179,6 +204,9 @@ export class VisionEncoder {
       mass: gpu.buffer(2 * align(c.heads * T * 4, BINDING_ALIGN), 'vision attention mass'), scores: gpu.buffer(2 * align(N * 4, BINDING_ALIGN), 'patch evidence'),
       choice: f32(N, 'patch scores'),
       kept: gpu.buffer(N * 4, 'kept patches'), count: gpu.buffer(4, 'kept count'),
+      // Merging: each token's summed keys, each block's plan, the tokens' sizes (ping-pong) and their logs.
+      metric: f32(T * headDim, 'merge metric'), plans: gpu.buffer(c.blocks * align(T * 4, BINDING_ALIGN), 'merge plans'),
+      sizes: gpu.upload(new Float32Array(T).fill(1), 'token sizes'), merged: f32(T, 'merged sizes'), logSizes: f32(T, 'token log sizes'),
     };
     const capacity = Math.ceil(T / PAGE) * PAGE;
     const pageTable = gpu.upload(identityPageTable(capacity), 'vision page table');
@@ -188,8 +216,8 @@ export class VisionEncoder {
     const last = c.blocks - 1;
     const objectLayer = Math.min(last, Math.floor(c.blocks * HIPRUNE_OBJECT_DEPTH));
     const massAt = new Map<number, { slot: number; rows: [number, number] }>(
-      pruning?.method === 'cls' ? [[last, { slot: 0, rows: [0, 1] }]]
-        : pruning?.method === 'hiprune' ? [[objectLayer, { slot: 0, rows: [0, T] }], [last, { slot: 1, rows: [0, T] }]] : [],
+      selecting === 'cls' ? [[last, { slot: 0, rows: [0, 1] }]]
+        : selecting === 'hiprune' ? [[objectLayer, { slot: 0, rows: [0, T] }], [last, { slot: 1, rows: [0, T] }]] : [],
     );
     let cache: KvCache | null = null;
     try {
@@ -203,32 +231,47 @@ export class VisionEncoder {
         copy(gpu, pass, { src: scratch.h, dst: scratch.x, n: N * D, dstOffset: D });
         addInPlace(gpu, pass, { x: scratch.x, y: w.positions, n: T * D });
         layerNorm(gpu, pass, { x: scratch.x, weight: w.preLn.w, bias: w.preLn.b, rows: T, n: D, eps: c.eps });
+        let tokens = T; // fewer after each merge
+        let sizes = scratch.sizes, mergedSizes = scratch.merged;
         w.blocks.forEach((block, l) => {
-          layerNorm(gpu, pass, { x: scratch.x, out: scratch.h, weight: block.ln1.w, bias: block.ln1.b, rows: T, n: D, eps: c.eps });
-          linear(pass, block.q, scratch.h, scratch.q, T);
-          linear(pass, block.k, scratch.h, scratch.k, T);
-          linear(pass, block.v, scratch.h, scratch.v, T);
-          kvWrite(gpu, pass, { cache: kv, k: scratch.k, v: scratch.v, slots, count: T });
-          const attentionArgs = { q: scratch.q, cache: kv, T, numHeads: c.heads, kvLen: T, queryStart: 0, scale: 1 / Math.sqrt(headDim), mask: { kind: 'none' } } as const;
-          attention(gpu, pass, { ...attentionArgs, out: scratch.attn, lse: scratch.lse });
+          layerNorm(gpu, pass, { x: scratch.x, out: scratch.h, weight: block.ln1.w, bias: block.ln1.b, rows: tokens, n: D, eps: c.eps });
+          linear(pass, block.q, scratch.h, scratch.q, tokens);
+          linear(pass, block.k, scratch.h, scratch.k, tokens);
+          linear(pass, block.v, scratch.h, scratch.v, tokens);
+          kvWrite(gpu, pass, { cache: kv, k: scratch.k, v: scratch.v, slots, count: tokens });
+          const attentionArgs = { q: scratch.q, cache: kv, T: tokens, numHeads: c.heads, kvLen: tokens, queryStart: 0, scale: 1 / Math.sqrt(headDim), mask: { kind: 'none' } } as const;
+          // Proportional attention once tokens were merged: each key counts as many as it stands for.
+          const keyBias = tokens < T ? scratch.logSizes : undefined;
+          attention(gpu, pass, { ...attentionArgs, out: scratch.attn, lse: scratch.lse, keyBias });
           const capture = massAt.get(l);
           if (capture) {
-            const mass = part(scratch.mass, capture.slot, c.heads * T);
+            const mass = part(scratch.mass, capture.slot, c.heads * tokens);
             attentionMass(gpu, pass, { ...attentionArgs, lse: scratch.lse, mass, queryRange: capture.rows });
             // Per patch (keys 1..N; the class token's own column is left out): the sum over heads.
-            columnSums(gpu, pass, { x: mass, rows: c.heads, n: N, stride: T, start: 1, out: part(scratch.scores, capture.slot, N) });
+            columnSums(gpu, pass, { x: mass, rows: c.heads, n: N, stride: tokens, start: 1, out: part(scratch.scores, capture.slot, N) });
           }
-          linear(pass, block.out, scratch.attn, scratch.h, T);
-          addInPlace(gpu, pass, { x: scratch.x, y: scratch.h, n: T * D });
-          layerNorm(gpu, pass, { x: scratch.x, out: scratch.h, weight: block.ln2.w, bias: block.ln2.b, rows: T, n: D, eps: c.eps });
-          linear(pass, block.up, scratch.h, scratch.up, T);
-          activation(gpu, pass, { kind: 'gelu-tanh', x: scratch.up, n: T * c.ffn });
-          linear(pass, block.down, scratch.up, scratch.h, T);
-          addInPlace(gpu, pass, { x: scratch.x, y: scratch.h, n: T * D });
+          linear(pass, block.out, scratch.attn, scratch.h, tokens);
+          addInPlace(gpu, pass, { x: scratch.x, y: scratch.h, n: tokens * D });
+          const r = merging?.merges[l] ?? 0;
+          if (merging && r > 0) {
+            // ToMe / PiToMe between attention and MLP, by the similarity of the block's keys (summed over heads).
+            columnSums(gpu, pass, { x: scratch.k, rows: c.heads, n: headDim, stride: headDim, batches: tokens, batchStride: D, out: scratch.metric });
+            const plan = part(scratch.plans, l, T);
+            mergePlan(gpu, pass, { metric: scratch.metric, N: tokens, D: headDim, r, protect: 1, method: merging.method, plan });
+            mergeTokens(gpu, pass, { x: scratch.x, sizes, plan, N: tokens, width: D, merged: tokens - r, out: scratch.h, outSizes: mergedSizes, outLogSizes: scratch.logSizes });
+            copy(gpu, pass, { src: scratch.h, dst: scratch.x, n: (tokens - r) * D });
+            [sizes, mergedSizes] = [mergedSizes, sizes];
+            tokens -= r;
+          }
+          layerNorm(gpu, pass, { x: scratch.x, out: scratch.h, weight: block.ln2.w, bias: block.ln2.b, rows: tokens, n: D, eps: c.eps });
+          linear(pass, block.up, scratch.h, scratch.up, tokens);
+          activation(gpu, pass, { kind: 'gelu-tanh', x: scratch.up, n: tokens * c.ffn });
+          linear(pass, block.down, scratch.up, scratch.h, tokens);
+          addInPlace(gpu, pass, { x: scratch.x, y: scratch.h, n: tokens * D });
         });
         // The patch tokens that go on (the class token is not passed on), then the projector.
-        if (pruning) {
-          const patchScores = this.recordPatchScores(pass, pruning.method as 'cls' | 'hiprune' | 'todre', keep, scratch);
+        if (selecting) {
+          const patchScores = this.recordPatchScores(pass, selecting, keep, scratch);
           selectTopK(gpu, pass, { x: patchScores, rows: 1, n: N, k: keep, out: scratch.kept, counts: scratch.count, outStride: N });
           gatherRows(gpu, pass, { x: scratch.x, ids: scratch.kept, count: keep, width: D, first: 1, out: scratch.h });
         } else {
@@ -238,10 +281,22 @@ export class VisionEncoder {
         activation(gpu, pass, { kind: 'gelu-tanh', x: scratch.mid, n: keep * c.projection });
         linear(pass, w.mm2, scratch.mid, scratch.out, keep);
       }, 'vision encoder');
-      const patchMap = new Int32Array(N).fill(-1);
-      if (pruning) (await gpu.readU32(scratch.kept, keep)).forEach((patch, i) => { patchMap[patch] = i; });
-      else patchMap.forEach((_, i) => { patchMap[i] = i; });
-      return { hidden: await gpu.readF32(scratch.x, T * D), embeddings: await gpu.readF32(scratch.out, keep * c.projection), patchMap };
+      const patchMap = Int32Array.from({ length: N }, (_, i) => i);
+      if (selecting) {
+        patchMap.fill(-1);
+        (await gpu.readU32(scratch.kept, keep)).forEach((patch, i) => { patchMap[patch] = i; });
+      }
+      if (merging) {
+        // Follow each patch (token 1 + p) through every block's plan; the class token stays token 0.
+        const plans = await gpu.readU32(scratch.plans);
+        const token = Int32Array.from({ length: N }, (_, p) => p + 1);
+        for (const [l, r] of merging.merges.entries()) {
+          const plan = (l * align(T * 4, BINDING_ALIGN)) / 4;
+          if (r > 0) token.forEach((t, p) => { token[p] = plans[plan + t]; });
+        }
+        token.forEach((t, p) => { patchMap[p] = t - 1; });
+      }
+      return { hidden: await gpu.readF32(scratch.x, (keep + 1) * D), embeddings: await gpu.readF32(scratch.out, keep * c.projection), patchMap };
     } finally {
       if (cache) destroyKvCache(cache);
       for (const b of [...Object.values(scratch), pageTable, slots]) b.destroy();

@@ -1,17 +1,22 @@
 // A float64 CPU reference of the CLIP-style tower in src/models/vision.ts (no projector), keeping
-// every layer's attention probabilities: the evidence CLS-attention and HiPrune pruning read.
+// every layer's attention probabilities: the evidence CLS-attention and HiPrune pruning read; and
+// ToMe / PiToMe merging inside the blocks, from the float64 token-merge references.
 import type { GGUFFile } from '../formats/gguf-reader';
 import { dequantize } from '../formats/quantize';
 import { type VisionConfig, imagePatches } from '../models/vision';
+import { type MergeMethod, mergePlanReference, mergeTokensReference } from './token-merge';
 
 export interface VisionReference {
   /** Hidden states after the last block, [1 + patches][hidden] (class token first). */
   hidden: Float64Array[];
   /** attention[layer][head][query][key] probabilities. */
   attention: Float64Array[][][];
+  /** With merging: per block, where each token went (token-merge plans). */
+  plans: Uint32Array[];
 }
 
-export async function visionForwardRef(file: GGUFFile, config: VisionConfig, rgb: Uint8Array): Promise<VisionReference> {
+/** With `merge`, ToMe or PiToMe merges `merges[l]` tokens in block l, with proportional attention after. */
+export async function visionForwardRef(file: GGUFFile, config: VisionConfig, rgb: Uint8Array, merge?: { method: MergeMethod; merges: number[] }): Promise<VisionReference> {
   const tensor = async (name: string) => {
     const info = file.tensor(name)!;
     return Float64Array.from(dequantize(info.type, await file.readTensor(info), info.elements));
@@ -39,6 +44,8 @@ export async function visionForwardRef(file: GGUFFile, config: VisionConfig, rgb
   const [preW, preB] = await Promise.all([tensor('v.pre_ln.weight'), tensor('v.pre_ln.bias')]);
   x = x.map((row) => layerNorm(row, preW, preB));
   const attention: Float64Array[][][] = [];
+  const plans: Uint32Array[] = [];
+  let sizes = new Float64Array(x.length).fill(1);
   for (let l = 0; l < config.blocks; l++) {
     const t = (name: string) => tensor(`v.blk.${l}.${name}`);
     const [ln1w, ln1b, qw, qb, kw, kb, vw, vb, ow, ob, ln2w, ln2b, upw, upb, downw, downb] = await Promise.all(
@@ -55,7 +62,7 @@ export async function visionForwardRef(file: GGUFFile, config: VisionConfig, rgb
           let s = 0;
           for (let d = 0; d < headDim; d++) s += qi[head * headDim + d] * kj[head * headDim + d];
           return s / Math.sqrt(headDim);
-        });
+        }).map((s, j) => s + Math.log(sizes[j]));
         const max = Math.max(...scores);
         const e = scores.map((s) => Math.exp(s - max));
         const sum = e.reduce((a, b) => a + b, 0);
@@ -68,11 +75,28 @@ export async function visionForwardRef(file: GGUFFile, config: VisionConfig, rgb
     attention.push(probs);
     x = x.map((row, i) => {
       const o = linear(ow, ob, mixed[i]);
-      const r = row.map((v, j) => v + o[j]);
-      const up = linear(upw, upb, layerNorm(r, ln2w, ln2b)).map(gelu);
+      return row.map((v, j) => v + o[j]);
+    });
+    const r = merge?.merges[l] ?? 0;
+    if (merge && r > 0) {
+      const T = x.length;
+      const metric = Float32Array.from({ length: T * headDim }, (_, e) => {
+        const [t, d] = [Math.floor(e / headDim), e % headDim];
+        let sum = 0;
+        for (let h = 0; h < heads; h++) sum += k[t][h * headDim + d];
+        return sum;
+      });
+      const plan = mergePlanReference(metric, T, headDim, r, 1, merge.method);
+      const merged = mergeTokensReference(Float32Array.from(x.flatMap((row) => [...row])), Float32Array.from(sizes), plan, T, D, T - r);
+      x = Array.from({ length: T - r }, (_, t) => Float64Array.from(merged.out.subarray(t * D, (t + 1) * D)));
+      sizes = Float64Array.from(merged.sizes);
+      plans.push(plan);
+    }
+    x = x.map((row) => {
+      const up = linear(upw, upb, layerNorm(row, ln2w, ln2b)).map(gelu);
       const down = linear(downw, downb, up);
-      return r.map((v, j) => v + down[j]);
+      return row.map((v, j) => v + down[j]);
     });
   }
-  return { hidden: x, attention };
+  return { hidden: x, attention, plans };
 }

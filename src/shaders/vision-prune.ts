@@ -4,9 +4,12 @@
 
 const WORKGROUP = 256;
 
-/** out[j] = Σ_h x[h·stride + start + j]: attention mass summed over heads (head-mean up to a constant). */
+/**
+ * out[b·n + j] = Σ_h x[b·batchStride + h·stride + start + j]: attention mass summed over heads
+ * (head-mean up to a constant), or per token the sum of its heads' keys (ToMe's metric).
+ */
 export const columnSumsWgsl = () => /* wgsl */ `
-struct Params { rows: u32, n: u32, stride: u32, start: u32 }
+struct Params { rows: u32, n: u32, stride: u32, start: u32, batches: u32, batch_stride: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
@@ -14,10 +17,11 @@ struct Params { rows: u32, n: u32, stride: u32, start: u32 }
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let j = gid.x;
-  if (j >= params.n) { return; }
+  let b = gid.y;
+  if (j >= params.n || b >= params.batches) { return; }
   var sum = 0.0;
-  for (var h = 0u; h < params.rows; h++) { sum += x[h * params.stride + params.start + j]; }
-  out[j] = sum;
+  for (var h = 0u; h < params.rows; h++) { sum += x[b * params.batch_stride + h * params.stride + params.start + j]; }
+  out[b * params.n + j] = sum;
 }
 `;
 
