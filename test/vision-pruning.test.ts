@@ -13,6 +13,7 @@ import { Decoder } from '../src/models/decoder';
 import { HIPRUNE_ANCHOR_SHARE, HIPRUNE_OBJECT_DEPTH, VisionEncoder, mergeSchedule } from '../src/models/vision';
 import { visionForwardRef } from '../src/reference/vision';
 import type { GGUFFile } from '../src/formats/gguf-reader';
+import { encodeGGUF } from '../src/formats/gguf-writer';
 import { type LlamaReferenceModel, llamaForward, loadLlamaReference } from '../src/reference/llama';
 import { hipruneKeepRef, kCenterRef } from '../src/reference/vision-prune';
 import { Tokenizer } from '../src/tokenizer';
@@ -111,6 +112,41 @@ describe('vision-token pruning', () => {
       expect(got.embeddings.length).toBe(keep * c.projection);
     }, 60_000);
   }
+
+  it('a SigLIP-style tower (no class token, a norm after the blocks) is the float64 reference\'s, and C1 falls back to every token\'s attention', async () => {
+    const gpu = await testGpu();
+    const D = encoder.config.hidden;
+    // The committed mmproj without its class token, its pre-norm moved after the blocks.
+    const tensors = await Promise.all(mmproj.tensors.filter((t) => t.name !== 'v.class_embd').map(async (t) => {
+      let data = await mmproj.readTensor(t);
+      let dims = t.dims;
+      if (t.name === 'v.position_embd.weight') {
+        expect(t.typeName).toBe('F32');
+        data = data.slice(D * 4);
+        dims = [D, dims[1] - 1];
+      }
+      return { name: t.name.replace('v.pre_ln', 'v.post_ln'), dims, type: t.type, data };
+    }));
+    const siglip = await readGGUF(encodeGGUF({ metadata: mmproj.metadata, tensors }));
+    const tower = await VisionEncoder.load(gpu, siglip);
+    try {
+      expect(tower.config.classToken).toBe(false);
+      const image = set.image(3);
+      const ref = await visionForwardRef(siglip, tower.config, image);
+      const got = await tower.encode(image);
+      expectClose(got.hidden, Float32Array.from(ref.hidden.flatMap((row) => [...row])), 1e-4, 1e-4, 'hidden states');
+      const N = tower.config.patches;
+      const received = Array.from({ length: N }, (_, j) => ref.attention[tower.config.blocks - 1].reduce((s, head) => s + head.reduce((a, row) => a + row[j], 0), 0));
+      const { patchMap } = await tower.encode(image, { method: 'cls', keep: 30 });
+      expect([...patchMap.keys()].filter((p) => patchMap[p] >= 0)).toEqual([...received.keys()].sort((a, b) => received[b] - received[a]).slice(0, 30).sort((a, b) => a - b));
+      const merges = mergeSchedule(N, 30, tower.config.blocks, 'tome', 0);
+      const merged = await tower.encode(image, { method: 'tome', keep: 30 });
+      const refMerged = await visionForwardRef(siglip, tower.config, image, { method: 'tome', merges });
+      expect(Array.from(merged.patchMap)).toEqual(Array.from({ length: N }, (_, p) => refMerged.plans.reduce((t, plan) => plan[t], p)));
+    } finally {
+      tower.destroy();
+    }
+  }, 60_000);
 
   it('merging too far is refused with the smallest count it can reach', () => {
     expect(() => mergeSchedule(144, 4, 4, 'tome')).toThrow(/cannot merge 144 patches down to 4 in 4 blocks \(at least 9\)/);

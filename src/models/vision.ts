@@ -34,8 +34,10 @@ export interface VisionConfig {
   projection: number;
   mean: [number, number, number];
   std: [number, number, number];
-  /** Patch tokens (the class token comes first, before them). */
+  /** Patch tokens (the class token, when there is one, comes first, before them). */
   patches: number;
+  /** A class token (CLIP) or none (SigLIP). */
+  classToken: boolean;
 }
 
 /** Pruning at the tower's output: which method picks the `keep` patch tokens that go on. */
@@ -52,16 +54,16 @@ export const HIPRUNE_ANCHOR_SHARE = 0.1;
  * Tokens each block merges away to go from n patches to `keep` (ToMe's constant r, spread evenly;
  * a block never merges more than its bipartite split allows, later blocks take the rest).
  */
-export function mergeSchedule(n: number, keep: number, blocks: number, method: MergeMethod): number[] {
+export function mergeSchedule(n: number, keep: number, blocks: number, method: MergeMethod, protect = 1): number[] {
   const plan = (spread: boolean) => {
-    let tokens = n + 1;
+    let tokens = n + protect;
     const merges = Array.from({ length: blocks }, (_, l) => {
-      const wanted = tokens - 1 - keep;
-      const r = Math.min(maxMerges(tokens, 1, method), spread ? Math.ceil(wanted / (blocks - l)) : wanted);
+      const wanted = tokens - protect - keep;
+      const r = Math.min(maxMerges(tokens, protect, method), spread ? Math.ceil(wanted / (blocks - l)) : wanted);
       tokens -= r;
       return r;
     });
-    return { merges, reached: tokens - 1 };
+    return { merges, reached: tokens - protect };
   };
   // Evenly if that gets there, else as early as possible (as far as merging can go).
   const even = plan(true);
@@ -79,9 +81,11 @@ function part(buffer: GPUBuffer, i: number, floats: number, n = 1): GPUBufferBin
 
 interface Linear { w: QuantizedWeight; b: GPUBuffer }
 interface Norm { w: GPUBuffer; b: GPUBuffer }
+/** A norm the tower may not have: CLIP has a LayerNorm before the blocks, SigLIP one after. */
+type OptionalNorm = Norm | null;
 interface Block { ln1: Norm; q: Linear; k: Linear; v: Linear; out: Linear; ln2: Norm; up: Linear; down: Linear }
 
-/** The mmproj's configuration, checked: a CLIP vision tower with an MLP (LLaVA) projector. */
+/** The mmproj's configuration, checked: a CLIP- or SigLIP-style vision tower with an MLP (LLaVA) projector. */
 export function visionConfigFromGGUF(file: GGUFFile): VisionConfig {
   const fail = (message: string): never => { throw new GpuError('unsupported', `mmproj: ${message}`); };
   if (file.getString('general.architecture') !== 'clip') fail(`architecture ${JSON.stringify(file.getString('general.architecture'))} is not clip`);
@@ -100,10 +104,9 @@ export function visionConfigFromGGUF(file: GGUFFile): VisionConfig {
   const config: VisionConfig = {
     imageSize, patchSize, hidden: number('embedding_length'), heads: number('attention.head_count'), blocks: number('block_count'),
     ffn: number('feed_forward_length'), eps: number('attention.layer_norm_epsilon'), projection: number('projection_dim'),
-    mean: triple('image_mean'), std: triple('image_std'), patches: (imageSize / patchSize) ** 2,
+    mean: triple('image_mean'), std: triple('image_std'), patches: (imageSize / patchSize) ** 2, classToken: !!file.tensor('v.class_embd'),
   };
   if (config.hidden % config.heads) fail(`width ${config.hidden} is not a multiple of ${config.heads} heads`);
-  if (!file.tensor('v.class_embd')) fail('no class token (v.class_embd): only CLIP-style towers are supported');
   return config;
 }
 
@@ -132,7 +135,7 @@ export class VisionEncoder {
     readonly gpu: Gpu,
     readonly config: VisionConfig,
     private readonly w: {
-      patch: Linear; classToken: GPUBuffer; positions: GPUBuffer; preLn: Norm; blocks: Block[]; mm0: Linear; mm2: Linear; buffers: GPUBuffer[];
+      patch: Linear; classToken: GPUBuffer | null; positions: GPUBuffer; preLn: OptionalNorm; postLn: OptionalNorm; blocks: Block[]; mm0: Linear; mm2: Linear; buffers: GPUBuffer[];
     },
   ) {}
 
@@ -167,8 +170,9 @@ export class VisionEncoder {
         });
       }
       return new VisionEncoder(gpu, config, {
-        patch: await linear('v.patch_embd', hidden, 3 * P * P), classToken: await vector('v.class_embd', hidden),
-        positions: await vector('v.position_embd.weight', (config.patches + 1) * hidden), preLn: await norm('v.pre_ln'), blocks,
+        patch: await linear('v.patch_embd', hidden, 3 * P * P), classToken: config.classToken ? await vector('v.class_embd', hidden) : null,
+        positions: await vector('v.position_embd.weight', (config.patches + Number(config.classToken)) * hidden),
+        preLn: file.tensor('v.pre_ln.weight') ? await norm('v.pre_ln') : null, postLn: file.tensor('v.post_ln.weight') ? await norm('v.post_ln') : null, blocks,
         mm0: await linear('mm.0', config.projection, hidden), mm2: await linear('mm.2', config.projection, config.projection), buffers,
       });
     } catch (error) {
@@ -179,7 +183,7 @@ export class VisionEncoder {
 
   /**
    * One image (uint8 RGB at the model's size) through the tower and the projector: the hidden
-   * states f32 [1 + patches][hidden] (class token first) and the image embeddings f32
+   * states f32 [class token + kept][hidden] (the class token first, if any) and the image embeddings f32
    * [kept][projection] the language model reads; with `pruning`, only `keep` patch tokens reach
    * the projector (src/engine/vision/pruning.ts), and patchMap says which kept token carries each
    * patch (-1: pruned).
@@ -187,11 +191,12 @@ export class VisionEncoder {
   async encode(rgb: Uint8Array, pruning?: EncoderPruning): Promise<{ hidden: Float32Array; embeddings: Float32Array; patchMap: Int32Array }> {
     const { gpu, config: c, w } = this;
     const N = c.patches;
-    const T = N + 1;
+    const cls = Number(c.classToken); // rows before the patches
+    const T = N + cls;
     const D = c.hidden;
     const keep = pruning?.keep ?? N;
     check(Number.isInteger(keep) && keep >= 1 && keep <= N, `encode: cannot keep ${keep} of ${N} patches`);
-    const merging = pruning?.method === 'tome' || pruning?.method === 'pitome' ? { method: pruning.method, merges: mergeSchedule(N, keep, c.blocks, pruning.method) } : null;
+    const merging = pruning?.method === 'tome' || pruning?.method === 'pitome' ? { method: pruning.method, merges: mergeSchedule(N, keep, c.blocks, pruning.method, cls) } : null;
     const selecting = pruning && !merging ? (pruning.method as 'cls' | 'hiprune' | 'todre') : null;
     const headDim = D / c.heads;
     const f32 = (n: number, label: string) => gpu.buffer(Math.max(n, 1) * 4, label);
@@ -211,12 +216,13 @@ export class VisionEncoder {
     const capacity = Math.ceil(T / PAGE) * PAGE;
     const pageTable = gpu.upload(identityPageTable(capacity), 'vision page table');
     const slots = gpu.upload(Uint32Array.from({ length: T }, (_, i) => i), 'vision slots');
-    // The layers whose attention a method reads: the class token's row at the last (C1); every
-    // row's at an object-centric middle layer and at the last (HiPrune).
+    // The layers whose attention a method reads: the class token's row at the last (C1; without a
+    // class token, every row's: K4(b)); every row's at an object-centric middle layer and at the
+    // last (HiPrune).
     const last = c.blocks - 1;
     const objectLayer = Math.min(last, Math.floor(c.blocks * HIPRUNE_OBJECT_DEPTH));
     const massAt = new Map<number, { slot: number; rows: [number, number] }>(
-      selecting === 'cls' ? [[last, { slot: 0, rows: [0, 1] }]]
+      selecting === 'cls' ? [[last, { slot: 0, rows: [0, cls || T] }]]
         : selecting === 'hiprune' ? [[objectLayer, { slot: 0, rows: [0, T] }], [last, { slot: 1, rows: [0, T] }]] : [],
     );
     let cache: KvCache | null = null;
@@ -227,10 +233,10 @@ export class VisionEncoder {
       await gpu.run((pass) => {
         // Patch tokens after the class token, then the position embeddings over all.
         linear(pass, w.patch, scratch.pixels, scratch.h, N);
-        copy(gpu, pass, { src: w.classToken, dst: scratch.x, n: D });
-        copy(gpu, pass, { src: scratch.h, dst: scratch.x, n: N * D, dstOffset: D });
+        if (w.classToken) copy(gpu, pass, { src: w.classToken, dst: scratch.x, n: D });
+        copy(gpu, pass, { src: scratch.h, dst: scratch.x, n: N * D, dstOffset: cls * D });
         addInPlace(gpu, pass, { x: scratch.x, y: w.positions, n: T * D });
-        layerNorm(gpu, pass, { x: scratch.x, weight: w.preLn.w, bias: w.preLn.b, rows: T, n: D, eps: c.eps });
+        if (w.preLn) layerNorm(gpu, pass, { x: scratch.x, weight: w.preLn.w, bias: w.preLn.b, rows: T, n: D, eps: c.eps });
         let tokens = T; // fewer after each merge
         let sizes = scratch.sizes, mergedSizes = scratch.merged;
         w.blocks.forEach((block, l) => {
@@ -247,8 +253,8 @@ export class VisionEncoder {
           if (capture) {
             const mass = part(scratch.mass, capture.slot, c.heads * tokens);
             attentionMass(gpu, pass, { ...attentionArgs, lse: scratch.lse, mass, queryRange: capture.rows });
-            // Per patch (keys 1..N; the class token's own column is left out): the sum over heads.
-            columnSums(gpu, pass, { x: mass, rows: c.heads, n: N, stride: tokens, start: 1, out: part(scratch.scores, capture.slot, N) });
+            // Per patch (the class token's own column is left out): the sum over heads.
+            columnSums(gpu, pass, { x: mass, rows: c.heads, n: N, stride: tokens, start: cls, out: part(scratch.scores, capture.slot, N) });
           }
           linear(pass, block.out, scratch.attn, scratch.h, tokens);
           addInPlace(gpu, pass, { x: scratch.x, y: scratch.h, n: tokens * D });
@@ -257,7 +263,7 @@ export class VisionEncoder {
             // ToMe / PiToMe between attention and MLP, by the similarity of the block's keys (summed over heads).
             columnSums(gpu, pass, { x: scratch.k, rows: c.heads, n: headDim, stride: headDim, batches: tokens, batchStride: D, out: scratch.metric });
             const plan = part(scratch.plans, l, T);
-            mergePlan(gpu, pass, { metric: scratch.metric, N: tokens, D: headDim, r, protect: 1, method: merging.method, plan });
+            mergePlan(gpu, pass, { metric: scratch.metric, N: tokens, D: headDim, r, protect: cls, method: merging.method, plan });
             mergeTokens(gpu, pass, { x: scratch.x, sizes, plan, N: tokens, width: D, merged: tokens - r, out: scratch.h, outSizes: mergedSizes, outLogSizes: scratch.logSizes });
             copy(gpu, pass, { src: scratch.h, dst: scratch.x, n: (tokens - r) * D });
             [sizes, mergedSizes] = [mergedSizes, sizes];
@@ -269,13 +275,14 @@ export class VisionEncoder {
           linear(pass, block.down, scratch.up, scratch.h, tokens);
           addInPlace(gpu, pass, { x: scratch.x, y: scratch.h, n: tokens * D });
         });
+        if (w.postLn) layerNorm(gpu, pass, { x: scratch.x, weight: w.postLn.w, bias: w.postLn.b, rows: tokens, n: D, eps: c.eps });
         // The patch tokens that go on (the class token is not passed on), then the projector.
         if (selecting) {
           const patchScores = this.recordPatchScores(pass, selecting, keep, scratch);
           selectTopK(gpu, pass, { x: patchScores, rows: 1, n: N, k: keep, out: scratch.kept, counts: scratch.count, outStride: N });
-          gatherRows(gpu, pass, { x: scratch.x, ids: scratch.kept, count: keep, width: D, first: 1, out: scratch.h });
+          gatherRows(gpu, pass, { x: scratch.x, ids: scratch.kept, count: keep, width: D, first: cls, out: scratch.h });
         } else {
-          copy(gpu, pass, { src: scratch.x, dst: scratch.h, n: N * D, srcOffset: D });
+          copy(gpu, pass, { src: scratch.x, dst: scratch.h, n: keep * D, srcOffset: cls * D });
         }
         linear(pass, w.mm0, scratch.h, scratch.mid, keep);
         activation(gpu, pass, { kind: 'gelu-tanh', x: scratch.mid, n: keep * c.projection });
@@ -289,14 +296,14 @@ export class VisionEncoder {
       if (merging) {
         // Follow each patch (token 1 + p) through every block's plan; the class token stays token 0.
         const plans = await gpu.readU32(scratch.plans);
-        const token = Int32Array.from({ length: N }, (_, p) => p + 1);
+        const token = Int32Array.from({ length: N }, (_, p) => p + cls);
         for (const [l, r] of merging.merges.entries()) {
           const plan = (l * align(T * 4, BINDING_ALIGN)) / 4;
           if (r > 0) token.forEach((t, p) => { token[p] = plans[plan + t]; });
         }
-        token.forEach((t, p) => { patchMap[p] = t - 1; });
+        token.forEach((t, p) => { patchMap[p] = t - cls; });
       }
-      return { hidden: await gpu.readF32(scratch.x, (keep + 1) * D), embeddings: await gpu.readF32(scratch.out, keep * c.projection), patchMap };
+      return { hidden: await gpu.readF32(scratch.x, (keep + cls) * D), embeddings: await gpu.readF32(scratch.out, keep * c.projection), patchMap };
     } finally {
       if (cache) destroyKvCache(cache);
       for (const b of [...Object.values(scratch), pageTable, slots]) b.destroy();
@@ -321,7 +328,7 @@ export class VisionEncoder {
         return s.choice;
       }
       case 'todre':
-        kCenter(gpu, pass, { features: s.x, n: N, dim: c.hidden, k: keep, first: 1, scores: s.choice, work: scores(0, 2) });
+        kCenter(gpu, pass, { features: s.x, n: N, dim: c.hidden, k: keep, first: Number(c.classToken), scores: s.choice, work: scores(0, 2) });
         return s.choice;
     }
   }

@@ -7,7 +7,7 @@ import { type VisionConfig, imagePatches } from '../models/vision';
 import { type MergeMethod, mergePlanReference, mergeTokensReference } from './token-merge';
 
 export interface VisionReference {
-  /** Hidden states after the last block, [1 + patches][hidden] (class token first). */
+  /** Hidden states after the last block (and the post-norm, if any), [class token + patches][hidden]. */
   hidden: Float64Array[];
   /** attention[layer][head][query][key] probabilities. */
   attention: Float64Array[][][];
@@ -18,7 +18,8 @@ export interface VisionReference {
 /** With `merge`, ToMe or PiToMe merges `merges[l]` tokens in block l, with proportional attention after. */
 export async function visionForwardRef(file: GGUFFile, config: VisionConfig, rgb: Uint8Array, merge?: { method: MergeMethod; merges: number[] }): Promise<VisionReference> {
   const tensor = async (name: string) => {
-    const info = file.tensor(name)!;
+    const info = file.tensor(name);
+    if (!info) throw new Error(`no tensor ${name}`);
     return Float64Array.from(dequantize(info.type, await file.readTensor(info), info.elements));
   };
   const { hidden: D, heads, patchSize: P } = config;
@@ -38,11 +39,14 @@ export async function visionForwardRef(file: GGUFFile, config: VisionConfig, rgb
   const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
 
   const pixels = imagePatches(config, rgb);
-  const [patchW, patchB, cls, positions] = await Promise.all([tensor('v.patch_embd.weight'), tensor('v.patch_embd.bias'), tensor('v.class_embd'), tensor('v.position_embd.weight')]);
-  let x = [Float64Array.from(cls), ...Array.from({ length: N }, (_, p) => linear(patchW, patchB, pixels.subarray(p * 3 * P * P, (p + 1) * 3 * P * P)))];
+  const [patchW, patchB, positions] = await Promise.all([tensor('v.patch_embd.weight'), tensor('v.patch_embd.bias'), tensor('v.position_embd.weight')]);
+  const cls = config.classToken ? [await tensor('v.class_embd')] : [];
+  let x = [...cls, ...Array.from({ length: N }, (_, p) => linear(patchW, patchB, pixels.subarray(p * 3 * P * P, (p + 1) * 3 * P * P)))];
   x = x.map((row, t) => row.map((v, i) => v + positions[t * D + i]));
-  const [preW, preB] = await Promise.all([tensor('v.pre_ln.weight'), tensor('v.pre_ln.bias')]);
-  x = x.map((row) => layerNorm(row, preW, preB));
+  // CLIP normalises before the blocks, SigLIP after them.
+  const norm = async (name: string) => (file.tensor(`${name}.weight`) ? Promise.all([tensor(`${name}.weight`), tensor(`${name}.bias`)]) : null);
+  const [preLn, postLn] = await Promise.all([norm('v.pre_ln'), norm('v.post_ln')]);
+  if (preLn) x = x.map((row) => layerNorm(row, ...preLn));
   const attention: Float64Array[][][] = [];
   const plans: Uint32Array[] = [];
   let sizes = new Float64Array(x.length).fill(1);
@@ -86,7 +90,7 @@ export async function visionForwardRef(file: GGUFFile, config: VisionConfig, rgb
         for (let h = 0; h < heads; h++) sum += k[t][h * headDim + d];
         return sum;
       });
-      const plan = mergePlanReference(metric, T, headDim, r, 1, merge.method);
+      const plan = mergePlanReference(metric, T, headDim, r, cls.length, merge.method);
       const merged = mergeTokensReference(Float32Array.from(x.flatMap((row) => [...row])), Float32Array.from(sizes), plan, T, D, T - r);
       x = Array.from({ length: T - r }, (_, t) => Float64Array.from(merged.out.subarray(t * D, (t + 1) * D)));
       sizes = Float64Array.from(merged.sizes);
@@ -98,5 +102,6 @@ export async function visionForwardRef(file: GGUFFile, config: VisionConfig, rgb
       return row.map((v, j) => v + down[j]);
     });
   }
+  if (postLn) x = x.map((row) => layerNorm(row, ...postLn));
   return { hidden: x, attention, plans };
 }
