@@ -1,7 +1,7 @@
 // The VLM end to end against PyTorch: the committed language model reads BOS, the vision tower's
 // 144 image embeddings, then "Question: ... Answer:", and answers greedily (at most 8 tokens, up
 // to EOS), as tools/train/vlm.py's answer() does. On the first held-out images the answers must
-// be PyTorch's, word for word (bench/vlm.ts runs the whole set).
+// be PyTorch's, word for word (bench/vlm-pruning.ts runs the whole set).
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Session } from '../src/engine/session';
