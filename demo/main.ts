@@ -5,6 +5,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { type ChatMessage, type CompletionResult, createEngine, EngineError, type KvOptions, type LoadProgress, type ModelInfo, type ModelSource, type SpeculativeRequest } from '../src/index';
 import { startKernelBench } from './kernel-bench';
+import './vision';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const engine = createEngine();

@@ -7,8 +7,12 @@ export {
 } from './engine/engine';
 export {
   EngineCore, DEFAULT_SESSION, type LoadOptions, type LoadProgress, type ModelInfo, type CompletionRequest,
-  type CompletionResult, type CompletionStats, type SessionOptions as EngineSessionOptions, type SpeculativeRequest, type KvOptions,
+  type CompletionResult, type CompletionStats, type SessionOptions as EngineSessionOptions, type SpeculativeRequest, type KvOptions, type ImageStats,
 } from './engine/engine-core';
+export { type ChatContentPart, type ChatInputMessage } from './engine/multimodal';
+export { type ImageInput, type RawImage, resizeRgb } from './engine/images';
+export { PRUNING_METHODS, type PruningMethod, type VisionPruning, type ImageTokens } from './engine/vision/pruning';
+export { VisionEncoder, visionConfigFromGGUF, type VisionConfig } from './models/vision';
 export { KV_POLICIES, createKvPolicy, type KvPolicy, type KvPolicyName, type KvPolicyOptions, type KvState } from './engine/kv/policy';
 export { CompressedCache, type KvStats } from './engine/kv/compressed-cache';
 export { EngineError, type EngineErrorKind } from './engine/errors';

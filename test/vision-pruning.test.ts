@@ -225,7 +225,10 @@ describe('vision-token pruning', () => {
       const session = new Session(gpu, decoder, { contextLength: 256, prefillChunk: 192 });
       try {
         await prefillMultimodal(session, encoder, parts, pruning);
-        if (pruning) expect(() => session.truncate(50)).toThrow(/pruned together/);
+        if (pruning) {
+          expect(() => session.truncate(50)).toThrow(/pruned together/);
+          expect(session.rollbackLimit(50)).toBe(1); // back to BOS: the pruned step goes whole
+        }
         return await gpu.readF32(session.scratch.logits, decoder.config.vocabSize);
       } finally {
         session.destroy();

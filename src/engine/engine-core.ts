@@ -6,11 +6,13 @@ import { type RequestGpuOptions, type Gpu, requestGpu } from '../gpu';
 import type { KvFormat } from '../kernels/kv-cache';
 import { decoderConfigFromGGUF } from '../models/config';
 import { Decoder } from '../models/decoder';
-import { Tokenizer, type ChatMessage } from '../tokenizer';
+import { VisionEncoder, type VisionConfig, visionConfigFromGGUF } from '../models/vision';
+import { Tokenizer } from '../tokenizer';
+import { readGGUF, type GGUFFile } from '../formats/gguf-reader';
 import { openGGUFModel } from '../loading/gguf-model';
 import { type DownloadProgress, type ModelSource, type OpenModelOptions, openModelFiles } from '../loading/model-files';
 import { EngineError, toEngineError } from './errors';
-import { type GenerateResult, type GenerationStats, type SamplingParams, generate } from './generate';
+import { AbortError, type GenerateResult, type GenerationStats, type SamplingParams, generate } from './generate';
 import { DraftModel } from './speculative/draft-model';
 import { type SpeculativeStats, generateSpeculative } from './speculative/generate';
 import { PromptLookup } from './speculative/prompt-lookup';
@@ -19,7 +21,13 @@ import { TokenRecycling } from './speculative/token-recycling';
 import { LayerSkip, skipCandidates } from './speculative/layer-skip';
 import type { KvStats } from './kv/compressed-cache';
 import type { KvPolicyOptions } from './kv/policy';
-import { Session } from './session';
+import { IMAGE_TOKEN, Session } from './session';
+import { imageKey, imageToRgb } from './images';
+import {
+  type CachedImages, type ChatInputMessage, hasImages, landedImages, preparePieces, remainingParts, renderMultimodal, reusableRows, textMessages,
+} from './multimodal';
+import { prefillMultimodal } from './vision/prefill';
+import type { ImageTokens, VisionPruning } from './vision/pruning';
 
 /**
  * KV-cache compression for a session (docs/KV.md): a policy and its budget in tokens, and the
@@ -35,11 +43,19 @@ export interface KvOptions extends Partial<KvPolicyOptions> {
 export interface LoadOptions extends Pick<OpenModelOptions, 'cache' | 'integrity'> {
   /** Context of each session, in tokens (default: the model's, at most 2048). */
   contextLength?: number;
-  /** Tokens per prefill step (default 64). */
+  /** Tokens per prefill step (default 64; with an mmproj, an image's tokens + 64). */
   prefillChunk?: number;
   kvFormat?: KvFormat;
   /** Every session's KV cache compression (createSession can choose its own). */
   kv?: KvOptions;
+  /**
+   * A vision-language model's vision tower and projector: llama.cpp's mmproj GGUF (a URL, a
+   * File/Blob or bytes, loaded and cached like the model). Its projection width must be the
+   * model's hidden size. Requests can then carry images (content parts in `messages`).
+   */
+  mmproj?: ModelSource;
+  /** The mmproj file's expected SHA-256, as `integrity` for the model. */
+  mmprojIntegrity?: string;
 }
 
 export interface LoadProgress {
@@ -68,12 +84,26 @@ export interface ModelInfo {
   files: number;
   hasChatTemplate: boolean;
   adapter: string;
+  /** With an mmproj: the vision tower's input size and the image tokens it makes per image (before pruning). */
+  vision?: {
+    name: string;
+    imageSize: number;
+    patchSize: number;
+    /** Image tokens per image (patches), before any pruning. */
+    patches: number;
+    /** Bytes of the mmproj file. */
+    fileBytes: number;
+  };
 }
 
 export interface CompletionRequest extends SamplingParams {
-  /** Text (tokenized with BOS as the model wants), chat messages (rendered with the model's template), or token ids. */
+  /**
+   * Text (tokenized with BOS as the model wants), chat messages (rendered with the model's
+   * template; content is a string or content parts, images included when an mmproj is loaded:
+   * see ChatContentPart), or token ids.
+   */
   prompt?: string;
-  messages?: ChatMessage[];
+  messages?: ChatInputMessage[];
   tokens?: number[];
   /** The conversation whose KV cache to use (createSession); default: the engine's default session. */
   session?: string;
@@ -82,6 +112,8 @@ export interface CompletionRequest extends SamplingParams {
   stopTokens?: number[];
   /** Speculative decoding: fewer forward passes; greedy gives the same tokens, sampling the same distribution. */
   speculative?: SpeculativeRequest;
+  /** Vision-token pruning or merging for the request's images (default: every image token goes on). */
+  vision?: VisionPruning;
 }
 
 export interface SpeculativeRequest {
@@ -113,6 +145,13 @@ export interface CompletionStats extends GenerationStats {
   speculative?: SpeculativeStats;
   /** With a KV policy: tokens kept and evicted. */
   kv?: KvStats;
+  /** Per image of the prompt, in order: its tokens before and after pruning, which kept token carries each patch, encode time. */
+  images?: ImageStats[];
+}
+
+export interface ImageStats extends ImageTokens {
+  /** The image's rows were already in the session's cache (same pixels, same pruning): not encoded again (encodeMs 0). */
+  cached: boolean;
 }
 
 export interface CompletionResult extends Omit<GenerateResult, 'stats'> {
@@ -132,12 +171,15 @@ interface Loaded {
   tokenizer: Tokenizer;
   info: ModelInfo;
   options: LoadOptions;
+  encoder?: VisionEncoder;
 }
 
 interface SessionEntry {
   session: Session;
   /** The request running or queued last: the next one waits for it. */
   tail: Promise<unknown>;
+  /** Which rows of the session's history hold which images, so that only the same image is reused. */
+  images: CachedImages[];
 }
 
 export const DEFAULT_SESSION = 'default';
@@ -165,15 +207,41 @@ export class EngineCore {
 
   private async loadNow(source: ModelSource, options: LoadOptions, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     const gpu = await this.device();
-    const files = await openModelFiles(source, {
-      cache: options.cache, integrity: options.integrity,
-      onProgress: (p: DownloadProgress) => onProgress?.({ phase: 'download', loaded: p.loaded, total: p.total, fromCache: p.fromCache }),
-    });
+    // The model's files and the mmproj download side by side; progress adds them up.
+    const downloads = [{ loaded: 0, total: 0, fromCache: 0 }, { loaded: 0, total: 0, fromCache: 0 }];
+    const progress = (i: number) => (p: DownloadProgress) => {
+      downloads[i] = p;
+      onProgress?.({ phase: 'download', loaded: downloads[0].loaded + downloads[1].loaded, total: downloads[0].total + downloads[1].total, fromCache: downloads[0].fromCache + downloads[1].fromCache });
+    };
+    const [files, mmprojFiles] = await Promise.all([
+      openModelFiles(source, { cache: options.cache, integrity: options.integrity, onProgress: progress(0) }),
+      options.mmproj === undefined ? undefined : openModelFiles(options.mmproj, { cache: options.cache, integrity: options.mmprojIntegrity, onProgress: progress(1) }),
+    ]);
     const model = await openGGUFModel(files);
     const config = decoderConfigFromGGUF(model.metadata);
     const tokenizer = Tokenizer.fromGGUFMetadata(model.metadata);
-    const decoder = await Decoder.fromTensors(gpu, config, model.tensors, (p) => onProgress?.({ phase: 'upload', loaded: p.bytesDone, total: p.bytesTotal }));
+    let mmproj: { file: GGUFFile; config: VisionConfig; bytes: number } | undefined;
+    if (mmprojFiles) {
+      if (mmprojFiles.length !== 1) throw new EngineError('unsupported', `the mmproj is split into ${mmprojFiles.length} files; give it as one GGUF file`);
+      const file = await readGGUF(mmprojFiles[0]);
+      const architecture = file.getString('general.architecture');
+      if (architecture !== 'clip') {
+        throw new EngineError('bad-request', `the mmproj file is not a vision projector: its general.architecture is ${JSON.stringify(architecture)}, expected "clip" (llama.cpp's mmproj GGUF)`);
+      }
+      const vision = visionConfigFromGGUF(file);
+      if (vision.projection !== config.hidden) {
+        throw new EngineError('bad-request', `the mmproj projects images to width ${vision.projection}, but the model's hidden size is ${config.hidden}: it belongs to another model`);
+      }
+      mmproj = { file, config: vision, bytes: mmprojFiles[0].size };
+    }
+    const mmprojTensorBytes = mmproj ? mmproj.file.tensors.reduce((sum, t) => sum + (t.nbytes ?? 0), 0) : 0;
+    const decoder = await Decoder.fromTensors(gpu, config, model.tensors, (p) => onProgress?.({ phase: 'upload', loaded: p.bytesDone, total: p.bytesTotal + mmprojTensorBytes }));
+    let encoder: VisionEncoder | undefined;
     try {
+      if (mmproj) {
+        encoder = await VisionEncoder.load(gpu, mmproj.file);
+        onProgress?.({ phase: 'upload', loaded: decoder.weights.bytes + mmprojTensorBytes, total: decoder.weights.bytes + mmprojTensorBytes });
+      }
       const sessionContext = Math.min(options.contextLength ?? 2048, config.contextLength);
       const info: ModelInfo = {
         name: model.metadata.getString('general.name') ?? 'model', architecture: config.architecture,
@@ -181,23 +249,34 @@ export class EngineCore {
         layers: config.layers, hidden: config.hidden, heads: config.heads, kvHeads: config.kvHeads,
         weightBytes: decoder.weights.bytes, fileBytes: files.reduce((s, f) => s + f.size, 0), files: files.length,
         hasChatTemplate: tokenizer.vocab.chatTemplate !== undefined, adapter: gpu.adapterDescription,
+        vision: mmproj && {
+          name: mmproj.file.getString('general.name') ?? 'mmproj', imageSize: mmproj.config.imageSize, patchSize: mmproj.config.patchSize,
+          patches: mmproj.config.patches, fileBytes: mmproj.bytes,
+        },
       };
-      await this.compile(gpu, decoder, tokenizer, options, onProgress);
+      // A vision model's prefill step holds an image and text after it (FastV prunes inside such a step).
+      const loadOptions = encoder && options.prefillChunk === undefined ? { ...options, prefillChunk: encoder.config.patches + 64 } : options;
+      await this.compile(gpu, decoder, tokenizer, loadOptions, encoder, onProgress);
       this.unloadNow();
-      this.loaded = { decoder, tokenizer, info, options };
+      this.loaded = { decoder, tokenizer, info, options: loadOptions, encoder };
       return info;
     } catch (error) {
       decoder.destroy();
+      encoder?.destroy();
       throw error;
     }
   }
 
-  /** Runs a short generation so that every pipeline a request needs is compiled before the first one. */
-  private async compile(gpu: Gpu, decoder: Decoder, tokenizer: Tokenizer, options: LoadOptions, onProgress?: (p: LoadProgress) => void): Promise<void> {
+  /** Runs a short generation (after an image row, with a vision tower) so that every pipeline a request needs is compiled before the first one. */
+  private async compile(gpu: Gpu, decoder: Decoder, tokenizer: Tokenizer, options: LoadOptions, encoder: VisionEncoder | undefined, onProgress?: (p: LoadProgress) => void): Promise<void> {
     onProgress?.({ phase: 'compile', loaded: 0, total: 1 });
     const session = new Session(gpu, decoder, { contextLength: 32, prefillChunk: options.prefillChunk, kvFormat: options.kvFormat });
     try {
       const bos = tokenizer.bosId ?? 0;
+      if (encoder) {
+        const { embeddings } = await encoder.encode(new Uint8Array(encoder.config.imageSize ** 2 * 3));
+        await session.prefillEmbeddings(embeddings.subarray(0, decoder.config.hidden));
+      }
       await generate(gpu, decoder, tokenizer, session, { tokens: [bos, bos], maxTokens: 2, temperature: 0.7, topK: 40, topP: 0.9, seed: 1 });
     } finally {
       session.destroy();
@@ -212,7 +291,7 @@ export class EngineCore {
   createSession(options: SessionOptions = {}): string {
     const { decoder, info, options: loadOptions } = this.model();
     const id = `session-${this.nextSession++}`;
-    this.sessions.set(id, { session: this.newSession(decoder, info, { ...loadOptions, ...options }), tail: Promise.resolve() });
+    this.sessions.set(id, { session: this.newSession(decoder, info, { ...loadOptions, ...options }), tail: Promise.resolve(), images: [] });
     return id;
   }
 
@@ -249,26 +328,35 @@ export class EngineCore {
       let entry = this.sessions.get(sessionId);
       if (!entry) {
         if (sessionId !== DEFAULT_SESSION) throw new EngineError('bad-request', `no session ${JSON.stringify(sessionId)}`);
-        entry = { session: this.newSession(decoder, info, options), tail: Promise.resolve() };
+        entry = { session: this.newSession(decoder, info, options), tail: Promise.resolve(), images: [] };
         this.sessions.set(sessionId, entry);
       }
       if (this.running.has(requestId)) throw new EngineError('bad-request', `request id ${requestId} is already in use`);
       const controller = new AbortController();
       this.running.set(requestId, controller);
       const { session } = entry;
+      const sessionEntry = entry;
       const run = entry.tail.then(async () => {
         if (controller.signal.aborted) throw new EngineError('aborted', 'the request was aborted before it started');
+        const started = performance.now();
+        const onPiece = onToken && ((piece: string, _id: number, drafted?: boolean) => onToken(piece, drafted));
+        const multimodal = request.messages !== undefined && this.isMultimodal(request.messages);
+        if (multimodal) {
+          return this.generateMultimodal(sessionEntry, request, started, controller.signal, onPiece);
+        }
         const ids = this.promptIds(tokenizer, request);
         // Reuse the cached prefix the conversation shares with this prompt; at least one token
-        // must run to produce logits.
+        // must run to produce logits. Image rows (IMAGE_TOKEN) never match a token id.
         const common = session.reusablePrefix(ids);
         session.truncate(common);
-        const generateRequest = { ...request, tokens: ids.slice(common), signal: controller.signal, onToken: onToken && ((piece: string, _id: number, drafted?: boolean) => onToken(piece, drafted)) };
+        sessionEntry.images = sessionEntry.images.filter((c) => c.end <= common);
+        const generateRequest = { ...request, tokens: ids.slice(common), signal: controller.signal, onToken: onPiece };
         let speculative: SpeculativeStats | undefined;
         let result: GenerateResult;
         if (request.speculative) {
           const policy = session.compressed?.policy ?? session.selection?.policy;
           if (policy) throw new EngineError('unsupported', `speculative decoding on a session with a KV policy (${policy.name}) is not supported yet`);
+          if (session.tokens.includes(IMAGE_TOKEN)) throw new EngineError('unsupported', 'speculative decoding after an image in the session is not supported yet');
           const strategy = await this.strategy(request.speculative, session, generateRequest.tokens);
           try {
             const r = await generateSpeculative(decoder, tokenizer, session, generateRequest, strategy, { maxNodes: request.speculative.maxNodes, sizing: request.speculative.sizing ?? 'auto' });
@@ -287,6 +375,78 @@ export class EngineCore {
       entry.tail = run.catch(() => undefined);
       return run.finally(() => this.running.delete(requestId));
     });
+  }
+
+  /** Whether messages go the multimodal way: they hold images, or the model has a vision tower and no chat template (the plain format). */
+  private isMultimodal(messages: ChatInputMessage[]): boolean {
+    const { encoder, tokenizer } = this.model();
+    return hasImages(messages) || (encoder !== undefined && tokenizer.vocab.chatTemplate === undefined);
+  }
+
+  /**
+   * A request whose messages hold images: render them (renderMultimodal), decode and resize each
+   * image to the tower's size, keep what the session already holds (images only when the pixels
+   * and pruning options match), prefill the rest with prefillMultimodal, then generate() from the
+   * logits it left. Stats: prefill and time to first token count from the start of the
+   * request (image decoding and encoding included).
+   */
+  private async generateMultimodal(
+    entry: SessionEntry, request: CompletionRequest, started: number, signal: AbortSignal,
+    onToken: ((piece: string, id: number, drafted?: boolean) => void) | undefined,
+  ): Promise<CompletionResult> {
+    const { decoder, tokenizer, encoder } = this.model();
+    const { session } = entry;
+    if (!encoder) throw new EngineError('bad-request', 'the request has images, but the model has no vision tower: load it with { mmproj }');
+    if (request.speculative) throw new EngineError('unsupported', 'speculative decoding with images is not supported yet');
+    if (request.prompt !== undefined || request.tokens !== undefined) throw new EngineError('bad-request', 'give exactly one of prompt, messages or tokens');
+    const size = encoder.config.imageSize;
+    const rendered = renderMultimodal(tokenizer, request.messages!, tokenizer.vocab.chatTemplate === undefined);
+    const resolved = [];
+    for (const piece of rendered) {
+      if ('tokens' in piece) {
+        resolved.push(piece);
+        continue;
+      }
+      const rgb = await imageToRgb(piece.image, size, signal);
+      resolved.push({ rgb, key: await imageKey(rgb) });
+    }
+    const pieces = preparePieces(resolved, request.vision);
+    const common = session.rollbackLimit(reusableRows(session.tokens, entry.images, pieces));
+    const { parts, groups, imageGroups } = remainingParts(pieces, entry.images, common);
+    session.truncate(common);
+    entry.images = entry.images.filter((c) => c.end <= common);
+    let images: ImageTokens[] = [];
+    try {
+      images = await prefillMultimodal(session, encoder, parts, request.vision, signal);
+      entry.images.push(...landedImages(session.tokens, common, groups, images, IMAGE_TOKEN));
+    } catch (error) {
+      // An abort between parts ends like an abort in generate(): finishReason 'abort'.
+      if (!(error instanceof AbortError)) throw error;
+    }
+    const promptTokens = session.tokens.length;
+    const prefilled = performance.now();
+    // The whole prompt is in: sampling starts from its last row's logits (FastV scored the image by that row).
+    const result = await generate(this.gpu!, decoder, tokenizer, session, { ...request, tokens: [], prefilled: true, signal, onToken });
+    const prefillMs = result.stats.prefillMs + (prefilled - started);
+    const stats: ImageStats[] = [];
+    let fresh = 0;
+    for (const group of imageGroups) {
+      if (group.reused) {
+        stats.push(...group.reused.images.map((image) => ({ ...image, encodeMs: 0, cached: true })));
+      } else {
+        stats.push(...images.slice(fresh, fresh + group.count).map((image) => ({ ...image, cached: false })));
+        fresh += group.count;
+      }
+    }
+    return {
+      ...result,
+      stats: {
+        ...result.stats, promptTokens, prefillMs, timeToFirstTokenMs: result.stats.timeToFirstTokenMs + (prefilled - started),
+        prefillTokensPerSecond: prefillMs > 0 ? ((promptTokens - common) / prefillMs) * 1000 : 0,
+        cachedPromptTokens: common, kvBytes: session.kvBytes, sessionTokens: session.length, kv: await session.kvStats(),
+        images: stats,
+      },
+    };
   }
 
   /** The strategy for a request; Token Recycling's candidate matrix lives as long as the model (hot start). */
@@ -331,7 +491,7 @@ export class EngineCore {
       const decoder = await Decoder.fromTensors(gpu, config, model.tensors, (p) => onProgress?.({ phase: 'upload', loaded: p.bytesDone, total: p.bytesTotal }));
       this.draft?.decoder.destroy();
       this.draft = { decoder, name: model.metadata.getString('general.name') ?? 'draft' };
-      return { ...info, name: this.draft.name, layers: config.layers, hidden: config.hidden, heads: config.heads, kvHeads: config.kvHeads, weightBytes: decoder.weights.bytes, fileBytes: files.reduce((n, f) => n + f.size, 0), files: files.length };
+      return { ...info, vision: undefined, name: this.draft.name, layers: config.layers, hidden: config.hidden, heads: config.heads, kvHeads: config.kvHeads, weightBytes: decoder.weights.bytes, fileBytes: files.reduce((n, f) => n + f.size, 0), files: files.length };
     }));
     this.loading = job.catch(() => undefined);
     return job;
@@ -340,8 +500,13 @@ export class EngineCore {
   private promptIds(tokenizer: Tokenizer, request: CompletionRequest): number[] {
     const given = [request.prompt !== undefined, request.messages !== undefined, request.tokens !== undefined].filter(Boolean).length;
     if (given !== 1) throw new EngineError('bad-request', 'give exactly one of prompt, messages or tokens');
-    if (request.tokens) return request.tokens;
-    if (request.messages) return tokenizer.encodeChat(request.messages, { addGenerationPrompt: true });
+    if (request.tokens) {
+      // Negative ids would match image rows (IMAGE_TOKEN) in the session's history.
+      const bad = request.tokens.find((id) => !Number.isInteger(id) || id < 0);
+      if (bad !== undefined) throw new EngineError('bad-request', `token id ${bad} is not a token id`);
+      return request.tokens;
+    }
+    if (request.messages) return tokenizer.encodeChat(textMessages(request.messages), { addGenerationPrompt: true });
     return tokenizer.encode(request.prompt!, { addSpecial: true });
   }
 
@@ -363,6 +528,7 @@ export class EngineCore {
     const old = this.loaded;
     this.loaded = undefined;
     old?.decoder.destroy();
+    old?.encoder?.destroy();
     this.recycling?.destroy();
     this.recycling = undefined;
     this.layerSkipSet = undefined;

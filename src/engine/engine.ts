@@ -3,12 +3,13 @@
 // Web Worker through Comlink (the default in browsers) or in this thread; both give this interface.
 import type { RequestGpuOptions } from '../gpu';
 import type { ModelSource } from '../loading/model-files';
-import type { ChatMessage } from '../tokenizer';
 import { Comlink, nodeEndpoint, type NodePort } from '../workers/transfer';
 import {
   type CompletionRequest, type CompletionResult, EngineCore, type LoadOptions, type LoadProgress, type ModelInfo, type SessionOptions,
 } from './engine-core';
 import { EngineError, toEngineError } from './errors';
+import type { ChatInputMessage } from './multimodal';
+import type { VisionPruning } from './vision/pruning';
 
 export interface GenerateOptions extends CompletionRequest {
   signal?: AbortSignal;
@@ -22,7 +23,13 @@ export interface TokenStream extends AsyncIterable<string> {
 }
 
 export interface ChatCompletionRequest {
-  messages: ChatMessage[];
+  /**
+   * The conversation. `content` is a string or OpenAI-style content parts: `{ type: 'text', text }`,
+   * `{ type: 'image_url', image_url: { url } }` (http(s), relative, data: or blob: URL) and
+   * tokenwise's `{ type: 'image', image }` (a Blob, an ImageBitmap or raw pixels { width, height,
+   * data }). Images need a model loaded with its mmproj.
+   */
+  messages: ChatInputMessage[];
   stream?: boolean;
   max_tokens?: number;
   max_completion_tokens?: number;
@@ -38,6 +45,8 @@ export interface ChatCompletionRequest {
   model?: string;
   /** tokenwise: the conversation (createSession) whose KV cache to reuse. */
   session?: string;
+  /** tokenwise: vision-token pruning or merging for the request's images; per-image stats come in usage.extra.images. */
+  vision?: VisionPruning;
   signal?: AbortSignal;
 }
 
@@ -45,7 +54,7 @@ export interface CompletionUsage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
-  /** tokenwise's per-request stats: tokens/s, time to first token, KV bytes, cached prompt tokens. */
+  /** tokenwise's per-request stats: tokens/s, time to first token, KV bytes, cached prompt tokens, and per image its tokens kept. */
   extra: CompletionResult['stats'];
 }
 
@@ -194,6 +203,26 @@ function connectNodeWorker(): Engine {
 
 let nextRequest = 1;
 
+/**
+ * Image URLs relative to the page, made absolute here: a worker would resolve them against its
+ * own script's URL.
+ */
+function withAbsoluteUrls(messages: ChatInputMessage[]): ChatInputMessage[] {
+  if (typeof location === 'undefined' || !Array.isArray(messages)) return messages;
+  return messages.map((m) => !Array.isArray(m?.content) ? m : {
+    ...m,
+    content: m.content.map((part) => {
+      const url = part?.type === 'image_url' ? part.image_url?.url : undefined;
+      if (typeof url !== 'string' || /^[a-z][a-z0-9+.-]*:/i.test(url)) return part;
+      try {
+        return { ...part, image_url: { ...(part as { image_url: object }).image_url, url: new URL(url, location.href).href } } as typeof part;
+      } catch {
+        return part;
+      }
+    }),
+  });
+}
+
 class EngineClient implements Engine {
   readonly chat: Engine['chat'];
 
@@ -219,7 +248,8 @@ class EngineClient implements Engine {
   }
 
   generate(request: GenerateOptions): TokenStream {
-    const { signal, onToken, ...plain } = request;
+    const { signal, onToken, ...given } = request;
+    const plain = given.messages ? { ...given, messages: withAbsoluteUrls(given.messages) } : given;
     const id = `request-${nextRequest++}`;
     const pieces: string[] = [];
     let wake: (() => void) | undefined;
@@ -269,6 +299,7 @@ class EngineClient implements Engine {
     const stream = this.generate({
       messages: request.messages,
       session: request.session,
+      vision: request.vision,
       maxTokens: request.max_completion_tokens ?? request.max_tokens,
       temperature: request.temperature ?? 1,
       topP: request.top_p, topK: request.top_k, minP: request.min_p,

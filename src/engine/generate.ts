@@ -24,6 +24,11 @@ export interface GenerateRequest extends SamplingParams {
   /** Text to tokenize (with BOS as the model wants), or token ids as they are. */
   prompt?: string;
   tokens?: number[];
+  /**
+   * The caller already ran the prompt (images and all: prefillMultimodal) and the session's last
+   * step left its logits: sampling starts from them; `tokens` is empty.
+   */
+  prefilled?: boolean;
   maxTokens?: number;
   /** Stop when one of these ids is sampled (the model's end-of-generation ids always stop). */
   stopTokens?: number[];
@@ -63,7 +68,8 @@ export class AbortError extends Error {
 /** The prompt's ids, checked against the vocabulary and the session's room; and the token budget. */
 export function checkedPrompt(model: Decoder, tokenizer: Tokenizer, session: Session, request: GenerateRequest): { prompt: number[]; maxTokens: number } {
   const prompt = request.tokens ?? tokenizer.encode(request.prompt ?? '', { addSpecial: true });
-  if (prompt.length === 0) throw new GpuError('bad-argument', 'generate: empty prompt (give text or at least one token)');
+  if (request.prefilled && (prompt.length > 0 || session.tokens.length === 0)) throw new GpuError('bad-argument', 'generate: a prefilled request gives no tokens, and the session must hold the prompt');
+  if (prompt.length === 0 && !request.prefilled) throw new GpuError('bad-argument', 'generate: empty prompt (give text or at least one token)');
   const vocab = model.config.vocabSize;
   const bad = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
   if (bad !== undefined) throw new GpuError('bad-argument', `generate: token id ${bad} is outside the vocabulary (${vocab})`);
@@ -137,13 +143,14 @@ export async function generate(gpu: Gpu, model: Decoder, tokenizer: Tokenizer, s
   const temperature = request.temperature ?? DEFAULT_TEMPERATURE;
   const seed = (request.seed ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
   const output = new GeneratedText(tokenizer, request);
-  const history = [...session.tokens, ...prompt];
+  // Image rows (IMAGE_TOKEN, negative) are not tokens a repetition penalty could apply to.
+  const history = [...session.tokens.filter((id) => id >= 0), ...prompt];
 
   const start = performance.now();
   // Prefill: the prompt in chunks of the scratch size; logits of the last row only. An abort
   // between chunks leaves the chunks done in the cache, like the tokens of an aborted decode.
   try {
-    await session.prefill(prompt, request.signal);
+    if (!request.prefilled) await session.prefill(prompt, request.signal);
   } catch (error) {
     if (!(error instanceof AbortError)) throw error;
   }

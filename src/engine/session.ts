@@ -169,9 +169,17 @@ export class Session {
   reusablePrefix(ids: readonly number[]): number {
     let common = 0;
     while (common < ids.length && common < this.tokens.length && this.tokens[common] === ids[common]) common++;
-    common = Math.min(common, ids.length - 1);
-    if (this.deep && common > this.deep.start && common < this.deep.end) common = this.deep.start;
-    return !this.canRollBack && common < this.tokens.length ? 0 : common;
+    return this.rollbackLimit(Math.min(common, ids.length - 1));
+  }
+
+  /**
+   * The longest prefix of at most `length` tokens that truncate() can keep: a compressed cache
+   * keeps everything or nothing, a step FastV pruned is kept whole or dropped.
+   */
+  rollbackLimit(length: number): number {
+    if (!this.canRollBack) return length >= this.tokens.length ? this.tokens.length : 0;
+    if (this.deep && length > this.deep.start && length < this.deep.end) return this.deep.start;
+    return length;
   }
 
   /**

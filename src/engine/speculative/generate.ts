@@ -5,6 +5,7 @@
 // Sampling (temperature > 0): the path and the extra token come from the lossless acceptance
 // rules on the GPU (Session.verifyTreeSampled), so the output is distributed as plain sampling's.
 // Either way only token ids leave the GPU.
+import { GpuError } from '../../gpu';
 import type { Decoder } from '../../models/decoder';
 import type { Tokenizer } from '../../tokenizer';
 import { EngineError } from '../errors';
@@ -54,6 +55,7 @@ export async function generateSpeculative(
   }
   const seed = (request.seed ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
   const sampling = temperature > 0 ? { temperature, topK: request.topK, topP: request.topP, minP: request.minP, seed } : undefined;
+  if (request.prefilled) throw new GpuError('unsupported', 'speculative decoding from a prefilled prompt (images) is not supported yet');
   const { prompt, maxTokens } = checkedPrompt(model, tokenizer, session, request);
   // Pieces are marked as accepted drafts or the target's own token (the demo shows which is which).
   let drafting = false;
