@@ -18,6 +18,7 @@ import { type LlamaReferenceModel, llamaForward, loadLlamaReference } from '../s
 import { hipruneKeepRef, kCenterRef } from '../src/reference/vision-prune';
 import { Tokenizer } from '../src/tokenizer';
 import { loadVlmEvalSet } from './vlm-eval';
+import { llamaFixture } from './oracle/llama-fixture';
 import { expectClose, testGpu } from './util';
 
 const models = new URL('../models/', import.meta.url);
@@ -158,62 +159,83 @@ describe('vision-token pruning', () => {
     expect(new Set(chosen).size).toBe(ENCODER_METHODS.length);
   });
 
-  // FastV scores by the prompt's last token (budget 36 after layer K); ToDRE's second stage by every
-  // text token (half of the 36 diverse tokens the tower kept).
+  /**
+   * FastV or ToDRE through prefillMultimodal against the float64 reference language model: pass 1
+   * sees everything and records layer K's attention to the image from the prompt's last token
+   * (FastV) or all its tokens (ToDRE); pass 2 hides the pruned image tokens from the layers above
+   * K, and every image token from the layers above `noneAfter` (ToDRE in a deep enough model).
+   */
+  async function checkInDecoder(method: 'fastv' | 'todre', lm: { decoder: Decoder; reference: LlamaReferenceModel }, prompt: number[], expected: { K: number; noneAfter?: number }) {
+    const gpu = await testGpu();
+    const { decoder } = lm;
+    const q = set.questions[4];
+    const bos = 1;
+    const { embeddings } = await encoder.encode(set.image(q.image), method === 'todre' ? { method, keep: 36 } : undefined);
+    const hidden = decoder.config.hidden;
+    const N = embeddings.length / hidden;
+    const keep = method === 'fastv' ? 36 : 18;
+    const session = new Session(gpu, decoder, { contextLength: 256, prefillChunk: 192 });
+    try {
+      const [image] = await prefillMultimodal(session, encoder, [{ tokens: [bos] }, { image: set.image(q.image) }, { tokens: prompt }], { method, budget: 36 });
+      expect(image.deep).toMatchObject({ kept: keep, layer: expected.K, noneAfter: expected.noneAfter });
+      // The image rows the language model read (FastV: every patch; ToDRE: the tower's 36) that its deep layers kept.
+      const row = (p: number) => (method === 'fastv' ? p : image.patchMap[p]);
+      const kept = [...image.deep!.patchMap.keys()].filter((p) => image.deep!.patchMap[p] >= 0).map(row);
+      expect(kept.length).toBe(keep);
+      const after = await gpu.readF32(session.scratch.logits, decoder.config.vocabSize);
+      const next = await session.feedGreedy([argmaxOf(after)]);
+
+      const sequence = [bos, ...new Array(N).fill(0), ...prompt, argmaxOf(after)];
+      const input = (pos: number) => (pos >= 1 && pos <= N ? embeddings.subarray((pos - 1) * hidden, pos * hidden) : undefined);
+      const last = N + prompt.length;
+      const mass = new Float64Array(N);
+      llamaForward(lm.reference, sequence.slice(0, last + 1), {
+        input,
+        observe: (layer, pos, _keys, probs) => {
+          if (layer === expected.K && (pos === last || (method === 'todre' && pos > N))) for (const p of probs) for (let j = 0; j < N; j++) mass[j] += p[1 + j];
+        },
+      });
+      const order = [...mass.keys()].sort((a, b) => mass[b] - mass[a] || a - b);
+      expect(kept).toEqual(order.slice(0, keep).sort((a, b) => a - b));
+      const pruned = new Set(order.slice(keep).map((j) => 1 + j));
+      const isImage = (t: number) => t >= 1 && t <= N;
+      const want = llamaForward(lm.reference, sequence, {
+        input,
+        visible: (layer, pos) => {
+          const hide = (t: number) => t !== pos && layer > expected.K && (pruned.has(t) || (expected.noneAfter !== undefined && layer > expected.noneAfter && isImage(t)));
+          const keys = Array.from({ length: pos + 1 }, (_, t) => t).filter((t) => !hide(t));
+          return { keys, positions: keys };
+        },
+      });
+      expectClose(after, want[last], 2e-3, 2e-3, 'logits after the prompt');
+      expect(next).toBe(argmaxOf(want[last + 1]));
+      // Decoding after the pruning keeps the deep layers' shorter caches: the next step's logits agree too.
+      expectClose(await gpu.readF32(session.scratch.logits, decoder.config.vocabSize), want[last + 1], 2e-3, 2e-3, 'logits of the next step');
+    } finally {
+      session.destroy();
+    }
+  }
+
+  // FastV scores by the prompt's last token (budget 36 after layer 0 of the VLM's 2); ToDRE's second
+  // stage by every text token (half of the 36 diverse tokens the tower kept).
   for (const method of ['fastv', 'todre'] as const) {
     it(`${method}: logits and kept tokens are the reference model's with the pruned image tokens hidden above layer K`, async () => {
-      const gpu = await testGpu();
-      const q = set.questions[4];
-      const prompt = tokenizer.encode(set.prompt(q.question), { addSpecial: false });
-      const bos = tokenizer.vocab.special.bos ?? 1;
-      const K = 0;
-      const { embeddings } = await encoder.encode(set.image(q.image), method === 'todre' ? { method, keep: 36 } : undefined);
-      const hidden = decoder.config.hidden;
-      const N = embeddings.length / hidden;
-      const keep = method === 'fastv' ? 36 : 18;
-      const session = new Session(gpu, decoder, { contextLength: 256, prefillChunk: 192 });
-      try {
-        const [image] = await prefillMultimodal(session, encoder, [{ tokens: [bos] }, { image: set.image(q.image) }, { tokens: prompt }], { method, budget: 36 });
-        expect(image.deep?.kept).toBe(keep);
-        // The image rows the language model read (FastV: every patch; ToDRE: the tower's 36) that its deep layers kept.
-        const row = (p: number) => (method === 'fastv' ? p : image.patchMap[p]);
-        const kept = [...image.deep!.patchMap.keys()].filter((p) => image.deep!.patchMap[p] >= 0).map(row);
-        expect(kept.length).toBe(keep);
-        const after = await gpu.readF32(session.scratch.logits, decoder.config.vocabSize);
-        const next = await session.feedGreedy([argmaxOf(after)]);
-
-        // The reference: pass 1 sees everything and records layer K's attention to the image from
-        // the prompt's last token (FastV) or all its tokens (ToDRE); pass 2 hides the pruned image
-        // tokens from the layers above K.
-        const sequence = [bos, ...new Array(N).fill(0), ...prompt, argmaxOf(after)];
-        const input = (pos: number) => (pos >= 1 && pos <= N ? embeddings.subarray((pos - 1) * hidden, pos * hidden) : undefined);
-        const last = N + prompt.length;
-        const mass = new Float64Array(N);
-        llamaForward(reference, sequence.slice(0, last + 1), {
-          input,
-          observe: (layer, pos, _keys, probs) => {
-            if (layer === K && (pos === last || (method === 'todre' && pos > N))) for (const p of probs) for (let j = 0; j < N; j++) mass[j] += p[1 + j];
-          },
-        });
-        const order = [...mass.keys()].sort((a, b) => mass[b] - mass[a] || a - b);
-        expect(kept).toEqual(order.slice(0, keep).sort((a, b) => a - b));
-        const pruned = new Set(order.slice(keep).map((j) => 1 + j));
-        const want = llamaForward(reference, sequence, {
-          input,
-          visible: (layer, pos) => {
-            const keys = Array.from({ length: pos + 1 }, (_, t) => t).filter((t) => layer <= K || !pruned.has(t) || t === pos);
-            return { keys, positions: keys };
-          },
-        });
-        expectClose(after, want[last], 2e-3, 2e-3, 'logits after the prompt');
-        expect(next).toBe(argmaxOf(want[last + 1]));
-        // Decoding after the pruning keeps the deep layers' shorter cache: the next step's logits agree too.
-        expectClose(await gpu.readF32(session.scratch.logits, decoder.config.vocabSize), want[last + 1], 2e-3, 2e-3, 'logits of the next step');
-      } finally {
-        session.destroy();
-      }
+      const prompt = tokenizer.encode(set.prompt(set.questions[4].question), { addSpecial: false });
+      await checkInDecoder(method, { decoder, reference }, prompt, { K: 0 });
     }, 120_000);
   }
+
+  it('todre in a 4-layer language model: half the tokens above layer 1, none above layer 2, as the reference', async () => {
+    const gpu = await testGpu();
+    const bytes = llamaFixture({ nEmbd: 128, nHead: 4, nHeadKv: 2, nLayer: 4, nFf: 256, contextLength: 256, seed: 21 });
+    const file = await readGGUF(bytes);
+    const deeper = await Decoder.load(gpu, file);
+    try {
+      await checkInDecoder('todre', { decoder: deeper, reference: await loadLlamaReference(file) }, [5, 17, 9, 33, 2, 41, 8], { K: 1, noneAfter: 2 });
+    } finally {
+      deeper.destroy();
+    }
+  }, 120_000);
 
   it('FastV keeping every image token answers as the unpruned run; a rollback cannot split the pruned step', async () => {
     const gpu = await testGpu();

@@ -1,6 +1,6 @@
 // A conversation's state on the GPU: per-layer KV caches, the page table, activation scratch,
 // and the tokens it has seen. Buffers are allocated once and reused every step.
-import { type Gpu, GpuError } from '../gpu';
+import { type Binding, type Gpu, GpuError } from '../gpu';
 import { attentionMass, treeMaskFromParents } from '../kernels/attention';
 import { type KvCache, type KvFormat, PAGE, createKvCache, destroyKvCache, identityPageTable, kvMove } from '../kernels/kv-cache';
 import { type SamplingOptions, sample } from '../kernels/sampling';
@@ -12,7 +12,7 @@ import { readTop1, top1 } from '../kernels/top1';
 import { selectTopK } from '../kernels/select';
 import { columnSums } from '../kernels/vision-prune';
 import { MAX_TOPK, topk } from '../kernels/topk';
-import type { Decoder, DecoderScratch, DecoderStep } from '../models/decoder';
+import type { Decoder, DecoderScratch, DecoderStep, LayerAttentionArgs } from '../models/decoder';
 import { AbortError } from './generate';
 import { CompressedCache, type KvStats } from './kv/compressed-cache';
 import { KeySelection } from './kv/key-selection';
@@ -80,12 +80,13 @@ export class Session {
   /** Rows for prefillEmbeddings, made on first use. */
   private inputRows?: GPUBuffer;
   /**
-   * After FastV pruned image tokens (C7): layers from `fromLayer` on hold `shift` fewer tokens,
-   * all of them pruned from tokens [start, end); their slots are the others' minus `shift`.
+   * After FastV or ToDRE pruned image tokens (C7, C3), per level: layers from `fromLayer` on hold
+   * `shift` fewer tokens, all of them pruned from tokens [start, end); their slots are the first
+   * layers' minus `shift`.
    */
-  private deep: { fromLayer: number; shift: number; start: number; end: number } | null = null;
-  /** FastV's buffers, made on first use: deep-layer slots, kept rows, their positions, attention mass and scores. */
-  private fastv?: { slots: GPUBuffer; rows: GPUBuffer; positions: GPUBuffer; mass: GPUBuffer; scores: GPUBuffer; count: GPUBuffer };
+  private deep: { levels: Array<{ fromLayer: number; shift: number }>; start: number; end: number } | null = null;
+  /** Pruning's buffers, made on first use: per level its slots, kept rows and their positions; the image's attention mass and scores. */
+  private pruning?: { levels: Array<{ slots: GPUBuffer; rows: GPUBuffer; positions: GPUBuffer }>; mass: GPUBuffer; scores: GPUBuffer; count: GPUBuffer };
   /** Draft-tree expansion's buffers, made on first use: Gumbel keys per row, chosen children and their probabilities. */
   private expansion?: { keys: GPUBuffer; children: GPUBuffer; childProbs: GPUBuffer };
 
@@ -229,81 +230,92 @@ export class Session {
   }
 
   /**
-   * FastV (C7): appends image embeddings `rows` (f32 [n][hidden]) and the `text` tokens after them
-   * in one step; after decoder layer `layer`, only the `keep` image tokens that the last row
-   * attends to most (summed over heads), and the text, go on. Layers above `layer` never see the
-   * others, now or later. The history records IMAGE_TOKEN for every image row. Returns the kept
-   * image rows, ascending. `queries: 'text'` scores by the attention of every text row instead
-   * (ToDRE's relevance to the task, C3 stage 2; the last row when there is no text).
+   * FastV (C7) and ToDRE's second stage (C3): appends image embeddings `rows` (f32 [n][hidden])
+   * and the `text` tokens after them in one step. After decoder layer `layer`, only the `keep`
+   * image tokens that the last row attends to most (summed over heads; `queries: 'text'`: every
+   * text row, ToDRE's relevance to the task), and the text, go on; after layer `dropAllAfter`, if
+   * given, only the text. Layers above never see the others, now or later. The history records
+   * IMAGE_TOKEN for every image row. Returns the kept image rows, ascending.
    */
-  async prefillPruned(rows: Float32Array, text: number[], fastv: { layer: number; keep: number; queries?: 'last' | 'text' }, signal?: AbortSignal): Promise<Uint32Array> {
+  async prefillPruned(
+    rows: Float32Array, text: number[], pruning: { layer: number; keep: number; queries?: 'last' | 'text'; dropAllAfter?: number }, signal?: AbortSignal,
+  ): Promise<Uint32Array> {
     const c = this.model.config;
     const n = rows.length / c.hidden;
     const T = n + text.length;
-    const { layer, keep } = fastv;
+    const { layer, keep, dropAllAfter } = pruning;
     if (!Number.isInteger(n) || n < 1) throw new GpuError('bad-argument', `${rows.length} values are not rows of ${c.hidden}`);
-    if (this.compressed || this.selection) throw new GpuError('unsupported', `FastV on a session with a KV policy (${(this.compressed?.policy ?? this.selection!.policy).name}) is not supported`);
-    if (!Number.isInteger(layer) || layer < 0 || layer > c.layers - 2) throw new GpuError('bad-argument', `FastV layer ${layer} must be 0..${c.layers - 2} (a layer with layers above it)`);
-    if (!Number.isInteger(keep) || keep < 1 || keep > n) throw new GpuError('bad-argument', `FastV cannot keep ${keep} of ${n} image tokens`);
-    if (this.deep && this.deep.fromLayer !== layer + 1) throw new GpuError('unsupported', `this session already pruned after layer ${this.deep.fromLayer - 1}; FastV after another layer (${layer}) is not supported`);
+    if (this.compressed || this.selection) throw new GpuError('unsupported', `pruning image tokens on a session with a KV policy (${(this.compressed?.policy ?? this.selection!.policy).name}) is not supported`);
+    if (!Number.isInteger(layer) || layer < 0 || layer > c.layers - 2) throw new GpuError('bad-argument', `pruning layer ${layer} must be 0..${c.layers - 2} (a layer with layers above it)`);
+    if (!Number.isInteger(keep) || keep < 1 || keep > n) throw new GpuError('bad-argument', `cannot keep ${keep} of ${n} image tokens`);
+    if (dropAllAfter !== undefined && (!Number.isInteger(dropAllAfter) || dropAllAfter <= layer || dropAllAfter > c.layers - 2 || text.length === 0)) {
+      throw new GpuError('bad-argument', `dropping every image token after layer ${dropAllAfter} needs a layer in ${layer + 1}..${c.layers - 2} and text after the image`);
+    }
+    const fromLayers = dropAllAfter === undefined ? [layer + 1] : [layer + 1, dropAllAfter + 1];
+    if (this.deep && this.deep.levels.map((d) => d.fromLayer).join() !== fromLayers.join()) {
+      throw new GpuError('unsupported', `this session already pruned image tokens from layers ${this.deep.levels.map((d) => d.fromLayer).join(', ')}; pruning from layers ${fromLayers.join(', ')} too is not supported`);
+    }
     if (T > this.scratch.maxTokens) throw new GpuError('too-large', `an image of ${n} rows and ${text.length} tokens after it exceed one prefill step (${this.scratch.maxTokens}); raise prefillChunk`);
     if (this.length + T > this.capacity) throw new GpuError('too-large', `${this.length + T} tokens do not fit the session's context of ${this.capacity}`);
     if (signal?.aborted) throw new AbortError();
-    const b = this.fastvBuffers();
+    const b = this.pruningBuffers();
     const first = this.length;
-    const shift = this.deep?.shift ?? 0;
-    const pruned = n - keep;
     const piece = [...new Array(n).fill(IMAGE_TOKEN), ...text];
     this.inputRows ??= this.gpu.buffer(this.scratch.maxTokens * c.hidden * 4, 'input embeddings');
     this.gpu.write(this.inputRows, rows);
     this.gpu.write(this.ids, Uint32Array.from(piece, (id) => Math.max(0, id)));
     this.gpu.write(this.positions, Uint32Array.from(piece, (_, i) => this.tokens.length + i));
     this.gpu.write(this.slots, Uint32Array.from(piece, (_, i) => first + i));
-    this.gpu.write(b.slots, Uint32Array.from({ length: T - pruned }, (_, i) => first - shift + i));
-    // The rows that go on: the chosen image rows (written on the GPU), then the text.
-    this.gpu.write(b.rows, Uint32Array.from(text, (_, i) => n + i), keep * 4);
+    // Per level: the rows that go on and the image tokens it leaves out. The first level's image
+    // rows are chosen on the GPU, its text rows written here; the second keeps only the text.
+    const kept = [{ image: keep, rows: Uint32Array.from(text, (_, i) => n + i), at: keep }, { image: 0, rows: Uint32Array.from(text, (_, i) => keep + i), at: 0 }];
     const massStride = first + T;
+    const deep = fromLayers.map((fromLayer, i) => {
+      const shift = this.deep?.levels[i].shift ?? 0; // slots these layers lacked before this step
+      const count = kept[i].image + text.length;
+      this.gpu.write(b.levels[i].slots, Uint32Array.from({ length: count }, (_, j) => first - shift + j));
+      this.gpu.write(b.levels[i].rows, kept[i].rows, kept[i].at * 4);
+      return { fromLayer, slots: b.levels[i].slots, queryStart: first - shift, kvLen: first - shift + count, prune: { count, rows: b.levels[i].rows, positions: b.levels[i].positions } };
+    });
+    const choose = (p: GPUComputePassEncoder, args: LayerAttentionArgs & { lse: Binding }) => {
+      // The attention the last row (or the text) pays each image token, summed over heads; its top `keep`.
+      const queryRange: [number, number] = pruning.queries === 'text' && text.length > 0 ? [n, T] : [T - 1, T];
+      attentionMass(this.gpu, p, { ...args, mask: { kind: 'causal' }, mass: b.mass, massStride, queryRange });
+      columnSums(this.gpu, p, { x: b.mass, rows: c.kvHeads, n, stride: massStride, start: first, out: b.scores });
+      selectTopK(this.gpu, p, { x: b.scores, rows: 1, n, k: keep, out: b.levels[0].rows, counts: b.count, outStride: keep });
+    };
     await this.gpu.run((pass) => {
       this.model.forward(pass, this.scratch, this.caches, {
         count: T, ids: this.ids, positions: this.positions, slots: this.slots, queryStart: first, kvLen: first + T,
         mask: { kind: 'causal' }, logits: 'last', embeddings: this.inputRows, embeddingRows: n,
-        deep: { fromLayer: layer + 1, slots: b.slots, queryStart: first - shift, kvLen: first - shift + T - pruned },
-        prune: {
-          count: T - pruned, rows: b.rows, positions: b.positions,
-          choose: (p, args) => {
-            // The attention the last row (or the text) pays each image token, summed over heads; its top `keep`.
-            const queryRange: [number, number] = fastv.queries === 'text' && text.length > 0 ? [n, T] : [T - 1, T];
-            attentionMass(this.gpu, p, { ...args, mask: { kind: 'causal' }, mass: b.mass, massStride, queryRange });
-            columnSums(this.gpu, p, { x: b.mass, rows: c.kvHeads, n, stride: massStride, start: first, out: b.scores });
-            selectTopK(this.gpu, p, { x: b.scores, rows: 1, n, k: keep, out: b.rows, counts: b.count, outStride: keep });
-          },
-        },
+        deep: deep.map((d, i) => (i === 0 ? { ...d, prune: { ...d.prune, choose } } : d)),
       });
-    }, 'prefill (FastV)');
-    this.deep = { fromLayer: layer + 1, shift: shift + pruned, start: this.deep?.start ?? first, end: first + T };
+    }, 'prefill (pruned image)');
+    this.deep = { levels: deep.map((d) => ({ fromLayer: d.fromLayer, shift: first - d.queryStart + T - d.prune.count })), start: this.deep?.start ?? first, end: first + T };
     this.tokens.push(...piece);
-    return this.gpu.readU32(b.rows, keep);
+    return this.gpu.readU32(b.levels[0].rows, keep);
   }
 
-  private fastvBuffers() {
-    if (!this.fastv) {
+  private pruningBuffers() {
+    if (!this.pruning) {
       const rows = this.scratch.maxTokens;
-      const c = this.model.config;
-      this.fastv = {
-        slots: this.gpu.buffer(rows * 4, 'deep slots'), rows: this.gpu.buffer(rows * 4, 'kept rows'), positions: this.gpu.buffer(rows * 4, 'kept positions'),
-        mass: this.gpu.buffer(c.kvHeads * this.capacity * 4, 'image attention mass'), scores: this.gpu.buffer(rows * 4, 'image scores'), count: this.gpu.buffer(4, 'kept count'),
+      const u32 = (label: string) => this.gpu.buffer(rows * 4, label);
+      this.pruning = {
+        levels: [0, 1].map((i) => ({ slots: u32(`deep slots ${i}`), rows: u32(`kept rows ${i}`), positions: u32(`kept positions ${i}`) })),
+        mass: this.gpu.buffer(this.model.config.kvHeads * this.capacity * 4, 'image attention mass'), scores: u32('image scores'), count: this.gpu.buffer(4, 'kept count'),
       };
     }
-    return this.fastv;
+    return this.pruning;
   }
 
-  /** The deep layers' slots for a step of `count` tokens from slot `first`, after FastV pruned some. */
+  /** The deep layers' slots for a step of `count` tokens from slot `first`, after pruning left them fewer. */
   private deepStep(first: number, count: number): DecoderStep['deep'] {
     if (!this.deep) return undefined;
-    const { fromLayer, shift } = this.deep;
-    const slots = this.fastvBuffers().slots;
-    this.gpu.write(slots, Uint32Array.from({ length: count }, (_, i) => first - shift + i));
-    return { fromLayer, slots, queryStart: first - shift, kvLen: first + count - shift };
+    const { levels } = this.pruningBuffers();
+    return this.deep.levels.map(({ fromLayer, shift }, i) => {
+      this.gpu.write(levels[i].slots, Uint32Array.from({ length: count }, (_, j) => first - shift + j));
+      return { fromLayer, slots: levels[i].slots, queryStart: first - shift, kvLen: first + count - shift };
+    });
   }
 
   /** One forward over `piece` (at most one scratch's worth), appended after the cached tokens. */
@@ -608,6 +620,6 @@ export class Session {
     this.selection?.destroy();
     this.caches.forEach(destroyKvCache);
     this.inputRows?.destroy();
-    for (const b of [...Object.values(this.fastv ?? {}), this.pageTable, this.treeArgmax, this.treeEnd, this.treeParents, this.kvMoves, this.top1Out, ...Object.values(this.sampling ?? {}), ...Object.values(this.expansion ?? {}), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
+    for (const b of [...(this.pruning ? [this.pruning.mass, this.pruning.scores, this.pruning.count, ...this.pruning.levels.flatMap((l) => Object.values(l))] : []), this.pageTable, this.treeArgmax, this.treeEnd, this.treeParents, this.kvMoves, this.top1Out, ...Object.values(this.sampling ?? {}), ...Object.values(this.expansion ?? {}), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
   }
 }

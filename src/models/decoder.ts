@@ -85,17 +85,26 @@ export interface DecoderStep {
   /** Per-layer attention masks chosen on the GPU (TokenSelect, TidalDecode); `mask` when absent. */
   layerAttention?: LayerAttention;
   /**
-   * Layers from `fromLayer` on hold fewer tokens than the ones below (FastV pruned image tokens
-   * from them): their K/V go to `slots` and they attend causally over `kvLen` slots from
-   * `queryStart`, their own slot numbering.
+   * Layers from each level's `fromLayer` on hold fewer tokens than the ones below (FastV or ToDRE
+   * pruned image tokens from them): their K/V go to the level's `slots` and they attend causally
+   * over `kvLen` slots from `queryStart`, their own slot numbering. Levels in ascending fromLayer.
    */
-  deep?: { fromLayer: number; slots: Binding; queryStart: number; kvLen: number };
+  deep?: DeepLayers[];
+}
+
+/** Layers from `fromLayer` on, with their own slots; `prune`: only some of this step's rows reach them. */
+export interface DeepLayers {
+  fromLayer: number;
+  slots: Binding;
+  queryStart: number;
+  kvLen: number;
   /**
-   * FastV (C7) in this step: after layer deep.fromLayer − 1's attention, `choose` records which
-   * rows go on (u32 `rows` [count], ascending); before layer deep.fromLayer the hidden states and
-   * positions (into `positions`, u32 [count]) of only those rows are kept.
+   * Before layer fromLayer, only rows `rows` (u32 [count], ascending, indices into the rows that
+   * reached the layer below) go on, their positions gathered into `positions` (u32 [count]).
+   * `choose`, when given, records them on the GPU after layer fromLayer − 1's attention (FastV's
+   * scores); otherwise they were written before the step.
    */
-  prune?: { count: number; rows: Binding; positions: Binding; choose(pass: GPUComputePassEncoder, args: LayerAttentionArgs & { lse: Binding }): void };
+  prune?: { count: number; rows: Binding; positions: Binding; choose?(pass: GPUComputePassEncoder, args: LayerAttentionArgs & { lse: Binding }): void };
 }
 
 /** A layer's attention inputs, as a sparse attention policy sees them. */
@@ -157,9 +166,10 @@ export class Decoder {
     let T = step.count;
     check(T >= 1 && T <= s.maxTokens, () => `decoder: ${T} tokens in one step, scratch holds ${s.maxTokens}`);
     check(cache.length === c.layers, () => `decoder: ${cache.length} KV caches for ${c.layers} layers`);
-    const { deep, prune } = step;
-    check(!deep || (deep.fromLayer >= 1 && deep.fromLayer < c.layers && step.mask.kind === 'causal' && !step.layerAttention && !step.skipLayers && !step.mass && !step.capture), 'decoder: deep layers need 1 <= fromLayer < layers and a plain causal step');
-    check(!prune || (!!deep && prune.count >= 1 && prune.count <= T && step.logits === 'last'), 'decoder: pruning needs deep layers, 1..count rows and last-row logits');
+    const levels = step.deep ?? [];
+    check(levels.every((d, i) => d.fromLayer >= 1 && d.fromLayer < c.layers && (i === 0 || d.fromLayer > levels[i - 1].fromLayer)), 'decoder: deep levels need ascending 1 <= fromLayer < layers');
+    check(!levels.length || (step.mask.kind === 'causal' && !step.layerAttention && !step.skipLayers && !step.mass && !step.capture), 'decoder: deep layers need a plain causal step');
+    check(levels.every((d) => !d.prune || (d.prune.count >= 1 && d.prune.count <= T && step.logits === 'last')), 'decoder: pruning keeps 1..count rows, with last-row logits');
 
     const embeddingRows = step.embeddings ? step.embeddingRows ?? T : 0;
     if (embeddingRows < T) embedding(gpu, pass, { table: w.embedding, ids: step.ids, out: s.x, count: T });
@@ -168,18 +178,19 @@ export class Decoder {
     let { positions, slots, queryStart, kvLen } = step;
     w.layers.forEach((layer, l) => {
       if (step.skipLayers?.has(l)) return;
-      if (deep && l === deep.fromLayer) {
+      const level = levels.find((d) => d.fromLayer === l);
+      if (level) {
+        const { prune } = level;
         if (prune) {
-          // FastV: only the chosen rows go on, with their own positions.
+          // FastV / ToDRE: only the chosen rows go on, with their own positions.
           gatherRows(gpu, pass, { x: s.x, ids: prune.rows, count: prune.count, width: c.hidden, out: s.h });
           copy(gpu, pass, { src: s.h, dst: s.x, n: prune.count * c.hidden });
           gatherRows(gpu, pass, { x: positions, ids: prune.rows, count: prune.count, width: 1, out: prune.positions, type: 'u32' });
           positions = prune.positions;
           T = prune.count;
         }
-        ({ slots, queryStart, kvLen } = deep);
+        ({ slots, queryStart, kvLen } = level);
       }
-      // Attention block.
       rmsNorm(gpu, pass, { x: s.x, weight: layer.attnNorm, out: s.h, rows: T, n: c.hidden, eps: c.rmsEps });
       this.project(pass, s, { x: s.h, w: layer.wq, y: s.q, M: T, bias: layer.bq });
       this.project(pass, s, { x: s.h, w: layer.wk, y: s.k, M: T, bias: layer.bk });
@@ -204,7 +215,7 @@ export class Decoder {
       const attentionArgs = { ...layerArgs, mask: step.layerAttention?.mask(pass, l, layerArgs) ?? step.mask };
       attention(gpu, pass, { ...attentionArgs, out: s.attn, lse: s.lse });
       step.layerAttention?.after?.(pass, l, { ...layerArgs, lse: s.lse });
-      if (prune && l === deep!.fromLayer - 1) prune.choose(pass, { ...layerArgs, lse: s.lse });
+      levels.find((d) => d.fromLayer === l + 1)?.prune?.choose?.(pass, { ...layerArgs, lse: s.lse });
       if (step.mass) {
         const { buffers, stride, rows, accumulate, noise } = step.mass;
         attentionMass(gpu, pass, { ...attentionArgs, lse: s.lse, mass: buffers[l], massStride: stride, queryRange: rows, accumulate, noise });

@@ -13,10 +13,15 @@ export type PromptPart = { tokens: number[] } | { image: Uint8Array };
 export const FASTV_DEFAULT_LAYER = 2;
 /**
  * ToDRE's second stage (ours: the paper's abstract gives no numbers): in the middle of the
- * language model, half of the tower's diverse tokens go on, those the text attends to most.
+ * language model, half of the tower's diverse tokens go on, those the text attends to most; from
+ * three quarters of the depth on, none (where the model has layers enough for both).
  */
 const TODRE_DECODER_SHARE = 0.5;
 const todreLayer = (layers: number) => Math.max(0, Math.floor(layers / 2) - 1);
+const todreDropLayer = (layers: number, layer: number) => {
+  const drop = Math.floor((3 * layers) / 4) - 1;
+  return drop > layer && drop <= layers - 2 ? drop : undefined;
+};
 
 /**
  * Prefills `parts` in order after what the session holds. Returns what happened to each image.
@@ -54,12 +59,13 @@ export async function prefillMultimodal(
       const next = parts[parts.indexOf(part) + 1];
       const text = next && 'tokens' in next ? next.tokens.slice(0, session.stepTokens - embeddings.length / session.hidden) : [];
       const layer = Math.min(pruning!.layer ?? inDecoder.layer, layers - 2);
-      const survivors = await session.prefillPruned(embeddings, text, { layer, keep: inDecoder.keep, queries: inDecoder.queries }, signal);
+      const dropAllAfter = pruning!.method === 'todre' && text.length > 0 ? todreDropLayer(layers, layer) : undefined;
+      const survivors = await session.prefillPruned(embeddings, text, { layer, keep: inDecoder.keep, queries: inDecoder.queries, dropAllAfter }, signal);
       skip = text.length;
       // patchMap: patch → the tower's kept token → the deep layers' kept token.
       const deepIndex = new Map([...survivors].map((row, i) => [row, i]));
       const deepMap = patchMap.map((t) => (t >= 0 ? deepIndex.get(t) ?? -1 : -1));
-      images.push({ patches: N, kept: keep, patchMap: pruning!.method === 'fastv' ? deepMap : patchMap, deep: { layer, kept: inDecoder.keep, patchMap: deepMap }, encodeMs });
+      images.push({ patches: N, kept: keep, patchMap: pruning!.method === 'fastv' ? deepMap : patchMap, deep: { layer, kept: inDecoder.keep, patchMap: deepMap, noneAfter: dropAllAfter }, encodeMs });
     } else {
       await session.prefillEmbeddings(embeddings, signal);
       images.push({ patches: N, kept: keep, patchMap, encodeMs });

@@ -37,9 +37,10 @@ export interface ImageTokens {
   patchMap: Int32Array;
   /**
    * FastV, and ToDRE's second stage: the language model's layers above `layer` read only `kept`
-   * of the image's tokens; patchMap as above, for those layers.
+   * of the image's tokens (patchMap as above, for those layers), and the layers above `noneAfter`
+   * none (ToDRE, in a model deep enough).
    */
-  deep?: { layer: number; kept: number; patchMap: Int32Array };
+  deep?: { layer: number; kept: number; patchMap: Int32Array; noneAfter?: number };
   /** Milliseconds in the vision tower (with its pruning or merging). */
   encodeMs: number;
 }
