@@ -336,10 +336,17 @@ export class EngineCore {
       this.running.set(requestId, controller);
       const { session } = entry;
       const sessionEntry = entry;
+      let lastDelivery: Promise<unknown> = Promise.resolve();
       const run = entry.tail.then(async () => {
         if (controller.signal.aborted) throw new EngineError('aborted', 'the request was aborted before it started');
         const started = performance.now();
-        const onPiece = onToken && ((piece: string, _id: number, drafted?: boolean) => onToken(piece, drafted));
+        // Across a worker, each piece is a message on the callback's own port, and the result one
+        // on the engine's: the result waits until the last piece was delivered, so a stream never
+        // ends before its text does.
+        const onPiece = onToken && ((piece: string, _id: number, drafted?: boolean) => {
+          const delivery = onToken(piece, drafted) as unknown;
+          if (delivery instanceof Promise) lastDelivery = delivery.catch(() => undefined);
+        });
         const multimodal = request.messages !== undefined && this.isMultimodal(request.messages);
         if (multimodal) {
           return this.generateMultimodal(sessionEntry, request, started, controller.signal, onPiece);
@@ -373,7 +380,10 @@ export class EngineCore {
         };
       });
       entry.tail = run.catch(() => undefined);
-      return run.finally(() => this.running.delete(requestId));
+      return run.finally(async () => {
+        this.running.delete(requestId);
+        await lastDelivery;
+      });
     });
   }
 
