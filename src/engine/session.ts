@@ -595,7 +595,7 @@ export class Session {
       throw new GpuError('bad-argument', `${what} cannot roll back to ${length} of ${this.tokens.length} tokens (only to 0)`);
     }
     if (this.deep && length > this.deep.start && length < this.deep.end) {
-      throw new GpuError('bad-argument', `cannot truncate to ${length}: tokens ${this.deep.start}..${this.deep.end} were pruned together (FastV); keep all or none of them`);
+      throw new GpuError('bad-argument', `cannot truncate to ${length}: tokens ${this.deep.start}..${this.deep.end} were pruned together (FastV, ToDRE); keep all or none of them`);
     }
     if (length < this.tokens.length) {
       this.compressed?.reset();
@@ -608,7 +608,7 @@ export class Session {
   private refuseCompressed(what: string): void {
     const policy = this.compressed?.policy ?? this.selection?.policy;
     if (policy) throw new GpuError('unsupported', `${what}: speculative decoding under a KV policy (${policy.name}) is not supported`);
-    if (this.deep) throw new GpuError('unsupported', `${what}: speculative decoding after FastV pruning is not supported`);
+    if (this.deep) throw new GpuError('unsupported', `${what}: speculative decoding after image tokens were pruned inside the model (FastV, ToDRE) is not supported`);
   }
 
   upload(data: Uint32Array): GPUBuffer {

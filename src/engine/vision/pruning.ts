@@ -9,7 +9,8 @@ export type PruningMethod = (typeof PRUNING_METHODS)[number];
 export interface VisionPruning {
   /**
    * cls: top-k by the class token's attention (C1); hiprune: anchors, buffers and registers from
-   * two tower layers' attention (C2); todre: greedy k-center diversity after the tower (C3);
+   * two tower layers' attention (C2); todre: greedy k-center diversity after the tower, then
+   * inside the language model the text's attention, and from deeper on none (C3);
    * tome / pitome: merging inside the tower, size-weighted, with proportional attention (C6, C4);
    * fastv: pruning inside the language model after decoder layer `layer` by the attention the image
    * tokens get (C7).
