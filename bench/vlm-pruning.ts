@@ -4,8 +4,8 @@
 // the unpruned run measured in the same process. Writes bench/results/vlm-pruning-<adapter>.md and
 // a plot beside it.
 //
-//   npx tsx bench/vlm-pruning.ts                 # every question; about an hour on SwiftShader, 2 cores
-//   VLM_QUESTIONS=60 npx tsx bench/vlm-pruning.ts  # the first 60
+//   npx tsx bench/vlm-pruning.ts                  # every question; about 1.5 hours on SwiftShader, 2 cores
+//   VLM_QUESTIONS=96 npx tsx bench/vlm-pruning.ts  # the first 96 (32 images): the committed results
 //
 // Timing: per image, its first question runs from nothing (tower, then BOS + image + question
 // through the language model, then the first answer token read back: the time to first token;

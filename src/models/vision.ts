@@ -1,13 +1,16 @@
-// A CLIP-style vision tower and LLaVA's MLP projector on the GPU, loaded from llama.cpp's mmproj
-// GGUF (`general.architecture = clip`), reading its own metadata: image and patch size, width,
-// heads, blocks, LayerNorm epsilon, mean/std, projector type. The forward pass:
+// A CLIP- or SigLIP-style vision tower and LLaVA's MLP projector on the GPU, loaded from
+// llama.cpp's mmproj GGUF (`general.architecture = clip`), reading its own metadata: image and
+// patch size, width, heads, blocks, LayerNorm epsilon, mean/std, projector type. The forward pass:
 //
 //   patches (CPU: resize is the caller's, normalise and cut into 3·P·P rows) → patch embedding (a
-//   matmul with the conv kernel as [dim][3·P·P]) → class token first, + position embeddings →
-//   pre-LayerNorm → blocks of [LN → Q/K/V → non-causal attention → out → residual; LN → up → GELU
-//   → down → residual] → hidden states; projector over the patch tokens: mm.0 → GELU → mm.2.
+//   matmul with the conv kernel as [dim][3·P·P]) → class token first (if any), + position
+//   embeddings → pre-LayerNorm (if any) → blocks of [LN → Q/K/V → non-causal attention → out →
+//   residual; (ToMe / PiToMe: merge tokens); LN → up → GELU → down → residual] → post-LayerNorm (if
+//   any) → hidden states; (CLS attention / HiPrune / ToDRE: keep some patch tokens) → projector over
+//   the patch tokens: mm.0 → GELU → mm.2.
 //
-// Attention reads K/V from a one-page-per-16-tokens cache like the decoder's (mask 'none').
+// Attention reads K/V from a one-page-per-16-tokens cache like the decoder's (mask 'none'). Every
+// pruning and merging decision is made on the GPU in the tower's one submission.
 import type { GGUFFile } from '../formats/gguf-reader';
 import { dequantize } from '../formats/quantize';
 import { BINDING_ALIGN, type Binding, type Gpu, GpuError, align, check } from '../gpu';
