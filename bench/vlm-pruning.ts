@@ -23,6 +23,7 @@ import { VisionEncoder } from '../src/models/vision';
 import { Tokenizer } from '../src/tokenizer';
 import { type VlmQuestion, loadVlmEvalSet } from '../test/vlm-eval';
 import { adapterSlug } from './model-report';
+import { pointsFromTable, pruningPlot } from './vlm-pruning-plot';
 
 process.env.VK_ICD_FILENAMES ??= '/usr/lib/chromium/vk_swiftshader_icd.json';
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
@@ -155,35 +156,10 @@ The goal, 4x faster prefill at 95% of the unpruned accuracy or better: ${goal.le
 `;
 const out = `bench/results/vlm-pruning-${adapterSlug(gpu.adapterDescription)}.md`;
 writeFileSync(out, markdown);
-writeFileSync(out.replace(/\.md$/, '.svg'), plot(runs, baseline));
+writeFileSync(out.replace(/\.md$/, '.svg'), pruningPlot(pointsFromTable(markdown), `VLM accuracy against image tokens kept (${questions.length} held-out questions)`));
 console.log(markdown);
 console.log(`wrote ${out}`);
 session.destroy();
 encoder.destroy();
 decoder.destroy();
 gpu.destroy();
-
-/** Accuracy against image tokens read, one line per method (SVG, no dependencies). */
-function plot(all: Run[], base: Run): string {
-  const width = 760, height = 420, left = 60, right = 150, top = 40, bottom = 50;
-  const x = (kept: number) => left + (Math.log2(N / kept) / Math.log2(N / Math.min(...BUDGETS) * 1.1)) * (width - left - right);
-  const y = (a: number) => top + (1 - a) * (height - top - bottom);
-  const colours = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2'];
-  const lines = PRUNING_METHODS.map((method, i) => {
-    const points = [base, ...all.filter((r) => r.method === method)].map((r) => [x(r.deep?.kept ?? r.kept), y(accuracy(r))]);
-    const path = points.map(([px, py], j) => `${j ? 'L' : 'M'}${px.toFixed(1)},${py.toFixed(1)}`).join(' ');
-    return `<path d="${path}" fill="none" stroke="${colours[i]}" stroke-width="2"/>${points.map(([px, py]) => `<circle cx="${px.toFixed(1)}" cy="${py.toFixed(1)}" r="3.5" fill="${colours[i]}"/>`).join('')}<text x="${width - right + 12}" y="${top + 14 + i * 22}" fill="${colours[i]}">${method}</text>`;
-  });
-  const ticks = [N, ...BUDGETS].map((k) => `<line x1="${x(k)}" x2="${x(k)}" y1="${top}" y2="${height - bottom}" stroke="#eee"/><text x="${x(k)}" y="${height - bottom + 18}" text-anchor="middle">${k}</text>`);
-  const yTicks = [0, 0.2, 0.4, 0.6, 0.8, 1].map((a) => `<line x1="${left}" x2="${width - right}" y1="${y(a)}" y2="${y(a)}" stroke="#eee"/><text x="${left - 6}" y="${y(a) + 4}" text-anchor="end">${a * 100}%</text>`);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">
-<rect width="100%" height="100%" fill="white"/>
-<text x="${left}" y="22" font-size="14" font-weight="bold">VLM accuracy against image tokens kept (${questions.length} held-out questions)</text>
-${ticks.join('\n')}
-${yTicks.join('\n')}
-<line x1="${left}" x2="${width - right}" y1="${y(0.95 * accuracy(base))}" y2="${y(0.95 * accuracy(base))}" stroke="#999" stroke-dasharray="4 3"/><text x="${width - right + 12}" y="${y(0.95 * accuracy(base)) + 4}" fill="#666">95% of unpruned</text>
-${lines.join('\n')}
-<text x="${(left + width - right) / 2}" y="${height - 12}" text-anchor="middle">image tokens the language model reads (FastV, ToDRE: above layer K)</text>
-</svg>
-`;
-}
