@@ -178,6 +178,19 @@ describe('Engine with a VLM (in-thread)', () => {
       await text.dispose();
     }
   });
+
+  it('runs the tower at another image size when asked: 64 px images in 64 tokens', async () => {
+    const small = createEngine({ worker: false });
+    try {
+      const info = await small.load(lm, { mmproj, imageSize: 64 });
+      expect(info.vision).toMatchObject({ imageSize: 64, patches: 64 });
+      const reply = await small.chat.completions.create(ask(0, set.questions[0].question));
+      expect(reply.usage.extra.images![0]).toMatchObject({ patches: 64, kept: 64 });
+      expect(reply.usage.extra.promptTokens).toBe(1 + 64 + Tokenizer.fromGGUFMetadata(await readGGUF(lm)).encode(set.prompt(set.questions[0].question), { addSpecial: false }).length);
+    } finally {
+      await small.dispose();
+    }
+  });
 });
 
 describe('Engine with a VLM in a Node worker thread', () => {

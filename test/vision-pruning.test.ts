@@ -10,7 +10,7 @@ import { prefillMultimodal } from '../src/engine/vision/prefill';
 import { type PruningMethod, keptCount } from '../src/engine/vision/pruning';
 import { readGGUF } from '../src/formats/gguf-reader';
 import { Decoder } from '../src/models/decoder';
-import { HIPRUNE_ANCHOR_SHARE, HIPRUNE_OBJECT_DEPTH, VisionEncoder, mergeSchedule } from '../src/models/vision';
+import { HIPRUNE_ANCHOR_SHARE, HIPRUNE_OBJECT_DEPTH, VisionEncoder, interpolatePositions, mergeSchedule } from '../src/models/vision';
 import { visionForwardRef } from '../src/reference/vision';
 import type { GGUFFile } from '../src/formats/gguf-reader';
 import { encodeGGUF } from '../src/formats/gguf-writer';
@@ -146,6 +146,48 @@ describe('vision-token pruning', () => {
       expect(Array.from(merged.patchMap)).toEqual(Array.from({ length: N }, (_, p) => refMerged.plans.reduce((t, plan) => plan[t], p)));
     } finally {
       tower.destroy();
+    }
+  }, 60_000);
+
+  it('position embeddings interpolate bicubically to another patch grid, as a direct 2-D evaluation of PyTorch\'s formula', () => {
+    const width = 3;
+    const grid = (n: number, f: (x: number, y: number, d: number) => number) => Float32Array.from({ length: n * n * width }, (_, e) => f(Math.floor(e / width) % n, Math.floor(e / width / n), e % width));
+    const table = grid(12, (x, y, d) => Math.sin(x * 0.7 + d) * Math.cos(y * 0.4) + 0.1 * x * y);
+    expect(interpolatePositions(table, 12, 12, width)).toEqual(table);
+    expectClose(interpolatePositions(grid(12, (_x, _y, d) => d + 0.5), 12, 16, width), grid(16, (_x, _y, d) => d + 0.5), 1e-6, 0, 'a constant grid');
+    // interpolate(mode='bicubic', align_corners=False): source (i + 0.5)·from/to − 0.5, Keys' cubic with a = −0.75, clamped taps.
+    const keys = (t: number) => {
+      const a = -0.75, u = Math.abs(t);
+      return u <= 1 ? (a + 2) * u ** 3 - (a + 3) * u ** 2 + 1 : u < 2 ? a * u ** 3 - 5 * a * u ** 2 + 8 * a * u - 4 * a : 0;
+    };
+    for (const [from, to] of [[12, 16], [12, 7]]) {
+      const source = grid(from, (x, y, d) => Math.sin(x * 0.7 + d) * Math.cos(y * 0.4) + 0.1 * x * y);
+      const got = interpolatePositions(source, from, to, width);
+      const clamp = (i: number) => Math.min(from - 1, Math.max(0, i));
+      for (let y = 0; y < to; y++) for (let x = 0; x < to; x++) for (let d = 0; d < width; d++) {
+        const [sy, sx] = [((y + 0.5) * from) / to - 0.5, ((x + 0.5) * from) / to - 0.5];
+        let want = 0;
+        for (let m = -1; m <= 2; m++) for (let n = -1; n <= 2; n++) {
+          const [ty, tx] = [Math.floor(sy) + m, Math.floor(sx) + n];
+          want += keys(sy - ty) * keys(sx - tx) * source[(clamp(ty) * from + clamp(tx)) * width + d];
+        }
+        expect(got[(y * to + x) * width + d]).toBeCloseTo(want, 5);
+      }
+    }
+  });
+
+  it('the tower runs at another image size (64 px: 64 patches) as the float64 reference does', async () => {
+    const gpu = await testGpu();
+    await expect(VisionEncoder.load(gpu, mmproj, { imageSize: 100 })).rejects.toThrow(/not a positive multiple of the patch size 8/);
+    const small = await VisionEncoder.load(gpu, mmproj, { imageSize: 64 });
+    try {
+      expect(small.config).toMatchObject({ imageSize: 64, patches: 64 });
+      const image = Uint8Array.from({ length: 64 * 64 * 3 }, (_, i) => set.image(2)[Math.floor(i / (64 * 3)) * 96 * 3 + (i % (64 * 3))]); // a 64x64 crop
+      const ref = await visionForwardRef(mmproj, small.config, image);
+      const got = await small.encode(image);
+      expectClose(got.hidden, Float32Array.from(ref.hidden.flatMap((row) => [...row])), 1e-4, 1e-4, 'hidden states at 64 px');
+    } finally {
+      small.destroy();
     }
   }, 60_000);
 

@@ -56,6 +56,11 @@ export interface LoadOptions extends Pick<OpenModelOptions, 'cache' | 'integrity
   mmproj?: ModelSource;
   /** The mmproj file's expected SHA-256, as `integrity` for the model. */
   mmprojIntegrity?: string;
+  /**
+   * Run the vision tower at this image size (a multiple of its patch size) instead of the one it
+   * was trained at: its position embeddings are interpolated; fewer pixels, fewer image tokens.
+   */
+  imageSize?: number;
 }
 
 export interface LoadProgress {
@@ -239,7 +244,7 @@ export class EngineCore {
     let encoder: VisionEncoder | undefined;
     try {
       if (mmproj) {
-        encoder = await VisionEncoder.load(gpu, mmproj.file);
+        encoder = await VisionEncoder.load(gpu, mmproj.file, { imageSize: options.imageSize });
         onProgress?.({ phase: 'upload', loaded: decoder.weights.bytes + mmprojTensorBytes, total: decoder.weights.bytes + mmprojTensorBytes });
       }
       const sessionContext = Math.min(options.contextLength ?? 2048, config.contextLength);
@@ -249,9 +254,9 @@ export class EngineCore {
         layers: config.layers, hidden: config.hidden, heads: config.heads, kvHeads: config.kvHeads,
         weightBytes: decoder.weights.bytes, fileBytes: files.reduce((s, f) => s + f.size, 0), files: files.length,
         hasChatTemplate: tokenizer.vocab.chatTemplate !== undefined, adapter: gpu.adapterDescription,
-        vision: mmproj && {
-          name: mmproj.file.getString('general.name') ?? 'mmproj', imageSize: mmproj.config.imageSize, patchSize: mmproj.config.patchSize,
-          patches: mmproj.config.patches, fileBytes: mmproj.bytes,
+        vision: mmproj && encoder && {
+          name: mmproj.file.getString('general.name') ?? 'mmproj', imageSize: encoder.config.imageSize, patchSize: encoder.config.patchSize,
+          patches: encoder.config.patches, fileBytes: mmproj.bytes,
         },
       };
       // A vision model's prefill step holds an image and text after it (FastV prunes inside such a step).

@@ -76,6 +76,35 @@ export function mergeSchedule(n: number, keep: number, blocks: number, method: M
   throw new GpuError('bad-argument', `${method} cannot merge ${n} patches down to ${keep} in ${blocks} blocks (at least ${early.reached})`);
 }
 
+/**
+ * Position embeddings of a `from` x `from` patch grid (rows of `width`, row-major) resized to `to` x
+ * `to` by bicubic interpolation, as PyTorch's interpolate(mode='bicubic', align_corners=False)
+ * that CLIP and SigLIP use for other image sizes: cubic convolution with a = -0.75, source
+ * coordinate (i + 0.5)·from/to − 0.5, indices clamped at the border. The same size is a copy.
+ */
+export function interpolatePositions(table: Float32Array, from: number, to: number, width: number): Float32Array {
+  if (from === to) return table.slice(0, from * from * width);
+  const cubic = (x: number) => {
+    const a = -0.75, t = Math.abs(x);
+    return t <= 1 ? ((a + 2) * t - (a + 3)) * t * t + 1 : t < 2 ? ((a * t - 5 * a) * t + 8 * a) * t - 4 * a : 0;
+  };
+  // Per output index, the 4 source indices and their weights along one axis.
+  const taps = Array.from({ length: to }, (_, i) => {
+    const source = ((i + 0.5) * from) / to - 0.5;
+    const base = Math.floor(source);
+    return [-1, 0, 1, 2].map((k) => ({ at: Math.min(from - 1, Math.max(0, base + k)), weight: cubic(source - (base + k)) }));
+  });
+  const rows = new Float64Array(from * to * width); // [from][to][width]: along x first
+  for (let y = 0; y < from; y++) for (let x = 0; x < to; x++) for (const { at, weight } of taps[x]) {
+    for (let d = 0; d < width; d++) rows[(y * to + x) * width + d] += weight * table[(y * from + at) * width + d];
+  }
+  const out = new Float32Array(to * to * width);
+  for (let y = 0; y < to; y++) for (const { at, weight } of taps[y]) for (let x = 0; x < to; x++) {
+    for (let d = 0; d < width; d++) out[(y * to + x) * width + d] += weight * rows[(at * to + x) * width + d];
+  }
+  return out;
+}
+
 /** Part i of a buffer cut into aligned parts of `floats` f32 each; `n` parts from there. */
 function part(buffer: GPUBuffer, i: number, floats: number, n = 1): GPUBufferBinding {
   const bytes = align(floats * 4, BINDING_ALIGN);
@@ -142,8 +171,17 @@ export class VisionEncoder {
     },
   ) {}
 
-  static async load(gpu: Gpu, file: GGUFFile): Promise<VisionEncoder> {
-    const config = visionConfigFromGGUF(file);
+  /**
+   * `imageSize`: run the tower at another image size (a multiple of the patch size) than it was
+   * trained at, its position embeddings interpolated to the new patch grid (interpolatePositions).
+   */
+  static async load(gpu: Gpu, file: GGUFFile, options: { imageSize?: number } = {}): Promise<VisionEncoder> {
+    const native = visionConfigFromGGUF(file);
+    const imageSize = options.imageSize ?? native.imageSize;
+    if (!Number.isInteger(imageSize) || imageSize < native.patchSize || imageSize % native.patchSize) {
+      throw new GpuError('bad-argument', `image size ${imageSize} is not a positive multiple of the patch size ${native.patchSize}`);
+    }
+    const config: VisionConfig = { ...native, imageSize, patches: (imageSize / native.patchSize) ** 2 };
     const buffers: GPUBuffer[] = [];
     const tensor = (name: string) => file.tensor(name) ?? (() => { throw new GpuError('unsupported', `mmproj: tensor ${name} is missing`); })();
     const vector = async (name: string, n: number) => {
@@ -162,6 +200,20 @@ export class VisionEncoder {
     };
     const norm = async (name: string): Promise<Norm> => ({ w: await vector(`${name}.weight`, config.hidden), b: await vector(`${name}.bias`, config.hidden) });
     const { hidden, ffn, patchSize: P } = config;
+    // The class token's row as it is, the patches' grid interpolated when the size differs.
+    const positions = async () => {
+      const cls = Number(config.classToken);
+      const info = tensor('v.position_embd.weight');
+      if (info.elements !== (native.patches + cls) * hidden) throw new GpuError('unsupported', `mmproj: v.position_embd.weight has ${info.elements} values, expected ${(native.patches + cls) * hidden}`);
+      const table = dequantize(info.type, await file.readTensor(info), info.elements);
+      const grid = interpolatePositions(table.subarray(cls * hidden), native.imageSize / P, imageSize / P, hidden);
+      const out = new Float32Array((config.patches + cls) * hidden);
+      out.set(table.subarray(0, cls * hidden));
+      out.set(grid, cls * hidden);
+      const buffer = gpu.upload(out, 'v.position_embd.weight');
+      buffers.push(buffer);
+      return buffer;
+    };
     try {
       const blocks: Block[] = [];
       for (let i = 0; i < config.blocks; i++) {
@@ -174,7 +226,7 @@ export class VisionEncoder {
       }
       return new VisionEncoder(gpu, config, {
         patch: await linear('v.patch_embd', hidden, 3 * P * P), classToken: config.classToken ? await vector('v.class_embd', hidden) : null,
-        positions: await vector('v.position_embd.weight', (config.patches + Number(config.classToken)) * hidden),
+        positions: await positions(),
         preLn: file.tensor('v.pre_ln.weight') ? await norm('v.pre_ln') : null, postLn: file.tensor('v.post_ln.weight') ? await norm('v.post_ln') : null, blocks,
         mm0: await linear('mm.0', config.projection, hidden), mm2: await linear('mm.2', config.projection, config.projection), buffers,
       });

@@ -3,7 +3,7 @@
 // ToMe / PiToMe merging inside the blocks, from the float64 token-merge references.
 import type { GGUFFile } from '../formats/gguf-reader';
 import { dequantize } from '../formats/quantize';
-import { type VisionConfig, imagePatches } from '../models/vision';
+import { type VisionConfig, imagePatches, interpolatePositions, visionConfigFromGGUF } from '../models/vision';
 import { type MergeMethod, mergePlanReference, mergeTokensReference } from './token-merge';
 
 export interface VisionReference {
@@ -39,8 +39,12 @@ export async function visionForwardRef(file: GGUFFile, config: VisionConfig, rgb
   const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
 
   const pixels = imagePatches(config, rgb);
-  const [patchW, patchB, positions] = await Promise.all([tensor('v.patch_embd.weight'), tensor('v.patch_embd.bias'), tensor('v.position_embd.weight')]);
+  const [patchW, patchB, table] = await Promise.all([tensor('v.patch_embd.weight'), tensor('v.patch_embd.bias'), tensor('v.position_embd.weight')]);
   const cls = config.classToken ? [await tensor('v.class_embd')] : [];
+  // At another image size than the file's, the patch grid's positions are interpolated as the runtime does.
+  const native = visionConfigFromGGUF(file);
+  const grid = interpolatePositions(Float32Array.from(table.subarray(cls.length * D)), native.imageSize / P, config.imageSize / P, D);
+  const positions = [...table.subarray(0, cls.length * D), ...grid];
   let x = [...cls, ...Array.from({ length: N }, (_, p) => linear(patchW, patchB, pixels.subarray(p * 3 * P * P, (p + 1) * 3 * P * P)))];
   x = x.map((row, t) => row.map((v, i) => v + positions[t * D + i]));
   // CLIP normalises before the blocks, SigLIP after them.
