@@ -6,12 +6,14 @@
 //
 //   npx tsx bench/vlm-pruning.ts                  # every question; about 1.5 hours on SwiftShader, 2 cores
 //   VLM_QUESTIONS=96 npx tsx bench/vlm-pruning.ts  # the first 96 (32 images): the committed results
+//   VLM_METHODS=fastv,tome npx tsx bench/vlm-pruning.ts  # only these (VLM_METHODS= : unpruned only), into bench/results/tmp/
 //
 // Timing: per image, its first question runs from nothing (tower, then BOS + image + question
 // through the language model, then the first answer token read back: the time to first token;
 // prefill = that minus the tower). Its other questions reuse the image in the KV cache, as a chat
 // would, except for FastV and ToDRE, whose pruning reads the question and so runs it afresh.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { Session } from '../src/engine/session';
 import { type PromptPart, prefillMultimodal } from '../src/engine/vision/prefill';
@@ -102,7 +104,8 @@ async function greedyFromLogits(): Promise<number> {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const started = performance.now();
 const baseline = newRun();
-const runs: Run[] = [baseline, ...PRUNING_METHODS.flatMap((method) => BUDGETS.map((budget) => newRun({ method, budget })))];
+const methods = PRUNING_METHODS.filter((m) => (process.env.VLM_METHODS ?? m).split(',').includes(m));
+const runs: Run[] = [baseline, ...methods.flatMap((method) => BUDGETS.map((budget) => newRun({ method, budget })))];
 // The unpruned run twice: the spread between the two is the measurement's noise.
 const baselineAgain = newRun(undefined, 'none, again');
 // Image by image, every configuration back to back, so that each timing ratio compares runs made
@@ -154,7 +157,9 @@ ${rows.join('\n')}
 
 The goal, 4x faster prefill at 95% of the unpruned accuracy or better: ${goal.length ? goal.slice(0, 3).map(({ r, speedup }) => `${r.label} (${speedup.toFixed(2)}x, ${percent(accuracy(r) / accuracy(baseline))})`).join(', ') + (goal[0].speedup >= 4 ? ' — met.' : ' are the fastest at that accuracy; 4x is not met.') : 'no configuration keeps 95% of the accuracy.'}
 `;
-const out = `bench/results/vlm-pruning-${adapterSlug(gpu.adapterDescription)}.md`;
+// A subset of the methods is a check, not the committed results.
+const out = `bench/results/${process.env.VLM_METHODS === undefined ? '' : 'tmp/'}vlm-pruning-${adapterSlug(gpu.adapterDescription)}.md`;
+mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, markdown);
 writeFileSync(out.replace(/\.md$/, '.svg'), pruningPlot(pointsFromTable(markdown), `VLM accuracy against image tokens kept (${questions.length} held-out questions)`));
 console.log(markdown);
