@@ -2,7 +2,7 @@
 // mass, row gathers, ToDRE's k-center (rows fewer and more than the workgroup, k from 1 to all)
 // and HiPrune's anchors and buffers (grid edges, budgets that stop inside a neighbourhood).
 import { describe, expect, it } from 'vitest';
-import { columnSums, gatherRows, hipruneScores, kCenter } from '../src/kernels/vision-prune';
+import { columnSums, packRows, hipruneScores, kCenter } from '../src/kernels/vision-prune';
 import { columnSumsRef, hipruneFlagsRef, kCenterRef } from '../src/reference/vision-prune';
 import { randomNormal, rng, testGpu } from './util';
 
@@ -31,13 +31,13 @@ describe('vision pruning kernels', () => {
     }
   });
 
-  it('gatherRows packs the chosen rows after an offset', async () => {
+  it('packRows packs the chosen rows after an offset', async () => {
     const gpu = await testGpu();
     const [rows, width, first] = [40, 33, 1];
     const x = randomNormal(rows * width, 2);
     const ids = Uint32Array.from([0, 3, 4, 17, 38]);
     const out = gpu.buffer(ids.length * width * 4);
-    await gpu.run((pass) => gatherRows(gpu, pass, { x: gpu.upload(x), ids: gpu.upload(ids), count: ids.length, width, first, out }), 'test');
+    await gpu.run((pass) => packRows(gpu, pass, { x: gpu.upload(x), ids: gpu.upload(ids), count: ids.length, width, first, out }), 'test');
     const got = await gpu.readF32(out, ids.length * width);
     ids.forEach((id, i) => expect(Array.from(got.subarray(i * width, (i + 1) * width))).toEqual(Array.from(x.subarray((id + first) * width, (id + first + 1) * width))));
   });

@@ -189,6 +189,17 @@ interface SessionEntry {
 
 export const DEFAULT_SESSION = 'default';
 
+/** Rolls a conversation back to its first `length` rows, forgetting the images it no longer holds. */
+function truncateEntry(entry: SessionEntry, length: number): void {
+  entry.session.truncate(length);
+  entry.images = entry.images.filter((c) => c.end <= length);
+}
+
+/** A request's stats about its session: prompt rows reused from the cache, KV memory, the KV policy's counts. */
+async function sessionStats(session: Session, cachedPromptTokens: number) {
+  return { cachedPromptTokens, kvBytes: session.kvBytes, sessionTokens: session.length, kv: await session.kvStats() };
+}
+
 export class EngineCore {
   private gpu: Gpu | undefined;
   private loaded: Loaded | undefined;
@@ -360,8 +371,7 @@ export class EngineCore {
         // Reuse the cached prefix the conversation shares with this prompt; at least one token
         // must run to produce logits. Image rows (IMAGE_TOKEN) never match a token id.
         const common = session.reusablePrefix(ids);
-        session.truncate(common);
-        sessionEntry.images = sessionEntry.images.filter((c) => c.end <= common);
+        truncateEntry(sessionEntry, common);
         const generateRequest = { ...request, tokens: ids.slice(common), signal: controller.signal, onToken: onPiece };
         let speculative: SpeculativeStats | undefined;
         let result: GenerateResult;
@@ -381,7 +391,7 @@ export class EngineCore {
         }
         return {
           ...result,
-          stats: { ...result.stats, promptTokens: ids.length, cachedPromptTokens: common, kvBytes: session.kvBytes, sessionTokens: session.length, speculative, kv: await session.kvStats() },
+          stats: { ...result.stats, promptTokens: ids.length, speculative, ...await sessionStats(session, common) },
         };
       });
       entry.tail = run.catch(() => undefined);
@@ -428,8 +438,7 @@ export class EngineCore {
     const pieces = preparePieces(resolved, request.vision);
     const common = session.rollbackLimit(reusableRows(session.tokens, entry.images, pieces));
     const { parts, groups, imageGroups } = remainingParts(pieces, entry.images, common);
-    session.truncate(common);
-    entry.images = entry.images.filter((c) => c.end <= common);
+    truncateEntry(entry, common);
     let images: ImageTokens[] = [];
     try {
       images = await prefillMultimodal(session, encoder, parts, request.vision, signal);
@@ -458,8 +467,7 @@ export class EngineCore {
       stats: {
         ...result.stats, promptTokens, prefillMs, timeToFirstTokenMs: result.stats.timeToFirstTokenMs + (prefilled - started),
         prefillTokensPerSecond: prefillMs > 0 ? ((promptTokens - common) / prefillMs) * 1000 : 0,
-        cachedPromptTokens: common, kvBytes: session.kvBytes, sessionTokens: session.length, kv: await session.kvStats(),
-        images: stats,
+        ...await sessionStats(session, common), images: stats,
       },
     };
   }

@@ -12,7 +12,7 @@ import { readTop1, top1 } from '../kernels/top1';
 import { selectTopK } from '../kernels/select';
 import { columnSums } from '../kernels/vision-prune';
 import { MAX_TOPK, topk } from '../kernels/topk';
-import type { Decoder, DecoderScratch, DecoderStep, LayerAttentionArgs } from '../models/decoder';
+import type { Decoder, DecoderScratch, DeepLayers, LayerAttentionArgs } from '../models/decoder';
 import { AbortError } from './generate';
 import { CompressedCache, type KvStats } from './kv/compressed-cache';
 import { KeySelection } from './kv/key-selection';
@@ -225,7 +225,7 @@ export class Session {
       if (signal?.aborted) throw new AbortError();
       const n = Math.min(chunk, count - start);
       this.gpu.write(this.inputRows, rows.subarray(start * hidden, (start + n) * hidden));
-      await this.step(new Array(n).fill(IMAGE_TOKEN), 'last', undefined, this.inputRows);
+      await this.step(new Array(n).fill(IMAGE_TOKEN), 'last', undefined, { embeddings: this.inputRows });
     }
   }
 
@@ -260,39 +260,26 @@ export class Session {
     if (signal?.aborted) throw new AbortError();
     const b = this.pruningBuffers();
     const first = this.length;
-    const piece = [...new Array(n).fill(IMAGE_TOKEN), ...text];
-    this.inputRows ??= this.gpu.buffer(this.scratch.maxTokens * c.hidden * 4, 'input embeddings');
-    this.gpu.write(this.inputRows, rows);
-    this.gpu.write(this.ids, Uint32Array.from(piece, (id) => Math.max(0, id)));
-    this.gpu.write(this.positions, Uint32Array.from(piece, (_, i) => this.tokens.length + i));
-    this.gpu.write(this.slots, Uint32Array.from(piece, (_, i) => first + i));
-    // Per level: the rows that go on and the image tokens it leaves out. The first level's image
-    // rows are chosen on the GPU, its text rows written here; the second keeps only the text.
-    const kept = [{ image: keep, rows: Uint32Array.from(text, (_, i) => n + i), at: keep }, { image: 0, rows: Uint32Array.from(text, (_, i) => keep + i), at: 0 }];
-    const massStride = first + T;
-    const deep = fromLayers.map((fromLayer, i) => {
-      const shift = this.deep?.levels[i].shift ?? 0; // slots these layers lacked before this step
-      const count = kept[i].image + text.length;
-      this.gpu.write(b.levels[i].slots, Uint32Array.from({ length: count }, (_, j) => first - shift + j));
-      this.gpu.write(b.levels[i].rows, kept[i].rows, kept[i].at * 4);
-      return { fromLayer, slots: b.levels[i].slots, queryStart: first - shift, kvLen: first - shift + count, prune: { count, rows: b.levels[i].rows, positions: b.levels[i].positions } };
-    });
     const choose = (p: GPUComputePassEncoder, args: LayerAttentionArgs & { lse: Binding }) => {
       // The attention the last row (or the text) pays each image token, summed over heads; its top `keep`.
       const queryRange: [number, number] = pruning.queries === 'text' && text.length > 0 ? [n, T] : [T - 1, T];
-      attentionMass(this.gpu, p, { ...args, mask: { kind: 'causal' }, mass: b.mass, massStride, queryRange });
-      columnSums(this.gpu, p, { x: b.mass, rows: c.kvHeads, n, stride: massStride, start: first, out: b.scores });
+      attentionMass(this.gpu, p, { ...args, mask: { kind: 'causal' }, mass: b.mass, massStride: first + T, queryRange });
+      columnSums(this.gpu, p, { x: b.mass, rows: c.kvHeads, n, stride: first + T, start: first, out: b.scores });
       selectTopK(this.gpu, p, { x: b.scores, rows: 1, n, k: keep, out: b.levels[0].rows, counts: b.count, outStride: keep });
     };
-    await this.gpu.run((pass) => {
-      this.model.forward(pass, this.scratch, this.caches, {
-        count: T, ids: this.ids, positions: this.positions, slots: this.slots, queryStart: first, kvLen: first + T,
-        mask: { kind: 'causal' }, logits: 'last', embeddings: this.inputRows, embeddingRows: n,
-        deep: deep.map((d, i) => (i === 0 ? { ...d, prune: { ...d.prune, choose } } : d)),
-      });
-    }, 'prefill (pruned image)');
+    // Per level, the rows that go on: the first level's `keep` image rows chosen on the GPU
+    // (`choose`), then the text; the second level only the text.
+    const deep = fromLayers.map((fromLayer, i) => {
+      const image = i === 0 ? keep : 0;
+      const count = image + text.length;
+      this.gpu.write(b.levels[i].rows, Uint32Array.from(text, (_, j) => (i === 0 ? n : keep) + j), image * 4);
+      const level = this.deepLevel(i, fromLayer, first, this.deep?.levels[i].shift ?? 0, count);
+      return { ...level, prune: { count, rows: b.levels[i].rows, positions: b.levels[i].positions, choose: i === 0 ? choose : undefined } };
+    });
+    this.inputRows ??= this.gpu.buffer(this.scratch.maxTokens * c.hidden * 4, 'input embeddings');
+    this.gpu.write(this.inputRows, rows);
+    await this.step([...new Array(n).fill(IMAGE_TOKEN), ...text], 'last', undefined, { embeddings: this.inputRows, rows: n, deep });
     this.deep = { levels: deep.map((d) => ({ fromLayer: d.fromLayer, shift: first - d.queryStart + T - d.prune.count })), start: this.deep?.start ?? first, end: first + T };
-    this.tokens.push(...piece);
     return this.gpu.readU32(b.levels[0].rows, keep);
   }
 
@@ -308,18 +295,19 @@ export class Session {
     return this.pruning;
   }
 
-  /** The deep layers' slots for a step of `count` tokens from slot `first`, after pruning left them fewer. */
-  private deepStep(first: number, count: number): DecoderStep['deep'] {
-    if (!this.deep) return undefined;
-    const { levels } = this.pruningBuffers();
-    return this.deep.levels.map(({ fromLayer, shift }, i) => {
-      this.gpu.write(levels[i].slots, Uint32Array.from({ length: count }, (_, j) => first - shift + j));
-      return { fromLayer, slots: levels[i].slots, queryStart: first - shift, kvLen: first + count - shift };
-    });
+  /** Deep level i's slots for `count` tokens from slot `first`, its layers lacking `shift` slots. */
+  private deepLevel(i: number, fromLayer: number, first: number, shift: number, count: number): DeepLayers {
+    const slots = this.pruningBuffers().levels[i].slots;
+    this.gpu.write(slots, Uint32Array.from({ length: count }, (_, j) => first - shift + j));
+    return { fromLayer, slots, queryStart: first - shift, kvLen: first - shift + count };
   }
 
-  /** One forward over `piece` (at most one scratch's worth), appended after the cached tokens. */
-  private async step(piece: number[], logits: 'last' | 'all', after?: (pass: GPUComputePassEncoder) => void, embeddings?: GPUBuffer): Promise<void> {
+  /**
+   * One forward over `piece` (at most one scratch's worth), appended after the cached tokens.
+   * `input`: rows that are not tokens for the first `rows` of the piece (all by default), and the
+   * deep layers' levels when the step prunes (else those that earlier pruning left).
+   */
+  private async step(piece: number[], logits: 'last' | 'all', after?: (pass: GPUComputePassEncoder) => void, input?: { embeddings: GPUBuffer; rows?: number; deep?: DeepLayers[] }): Promise<void> {
     await this.compressed?.makeRoom(piece.length);
     const first = this.length;
     // RoPE positions count every token seen; slots only those kept (the same without a policy).
@@ -327,12 +315,12 @@ export class Session {
     this.gpu.write(this.ids, Uint32Array.from(piece, (id) => Math.max(0, id)));
     this.gpu.write(this.positions, Uint32Array.from(piece, (_, i) => position + i));
     this.gpu.write(this.slots, Uint32Array.from(piece, (_, i) => first + i));
-    const deep = this.deepStep(first, piece.length);
+    const deep = input?.deep ?? this.deep?.levels.map(({ fromLayer, shift }, i) => this.deepLevel(i, fromLayer, first, shift, piece.length));
     await this.gpu.run((pass) => {
       const policy = this.compressed?.stepArgs(pass, piece.length) ?? this.selection?.stepArgs(piece.length, first + piece.length) ?? { mask: { kind: 'causal' } as const };
       this.model.forward(pass, this.scratch, this.caches, {
         count: piece.length, ids: this.ids, positions: this.positions, slots: this.slots,
-        queryStart: first, kvLen: first + piece.length, logits, embeddings, deep, ...policy,
+        queryStart: first, kvLen: first + piece.length, logits, embeddings: input?.embeddings, embeddingRows: input?.rows, deep, ...policy,
       });
       after?.(pass);
     }, logits === 'all' ? 'evaluate' : 'prefill');

@@ -29,6 +29,8 @@ export class Gpu {
   lostError: GpuError | null = null;
 
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Kernels' temporaries by name (scratch()). */
+  private readonly scratchBuffers = new Map<string, GPUBuffer>();
   /** Shader modules compiled since the last run, to name the kernel when one fails to compile. */
   private newModules: GPUShaderModule[] = [];
   /** Uniform arena: fixed-size chunks, so bindings made earlier in a submission stay valid. */
@@ -92,6 +94,17 @@ export class Gpu {
     check(size <= this.limits.maxBufferSize, () => `${label}: ${size} bytes is over this device's maxBufferSize (${this.limits.maxBufferSize})`);
     // Zero-sized buffers cannot be bound; keep 4 bytes so empty tensors still work.
     return this.device.createBuffer({ label, size: Math.max(4, align(size, 4)), usage });
+  }
+
+  /**
+   * A storage buffer of at least `bytes` kept under `name` for a kernel's temporaries (attention's
+   * split partials, token merging's plan), grown as needed. A grown-out buffer is left to the
+   * garbage collector rather than destroyed: a pass being recorded may still use it.
+   */
+  scratch(name: string, bytes: number): GPUBuffer {
+    let buffer = this.scratchBuffers.get(name);
+    if (!buffer || buffer.size < bytes) this.scratchBuffers.set(name, (buffer = this.buffer(Math.max(bytes, 2 * (buffer?.size ?? 0)), name)));
+    return buffer;
   }
 
   /** A storage buffer holding `data` (padded to 4 bytes). */

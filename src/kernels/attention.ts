@@ -144,17 +144,6 @@ function commonBindings(cache: KvCache, extra: Binding[]): Binding[] {
   return [cache.pageTable, ...kvBindings(cache), ...extra];
 }
 
-/** Per-device scratch, grown as needed: the split path's partials and a default lse output. */
-const scratch = new WeakMap<Gpu, Map<string, GPUBuffer>>();
-function scratchBuffer(gpu: Gpu, name: string, bytes: number): GPUBuffer {
-  let buffers = scratch.get(gpu);
-  if (!buffers) scratch.set(gpu, (buffers = new Map()));
-  let buffer = buffers.get(name);
-  // Old buffers are left to the garbage collector: a pass being recorded may still use them.
-  if (!buffer || buffer.size < bytes) buffers.set(name, (buffer = gpu.buffer(Math.max(bytes, 2 * (buffer?.size ?? 0)), `attention ${name}`)));
-  return buffer;
-}
-
 export const SPLIT_MAX_QUERIES = 16;
 
 /** Attention of T queries over the cache: out = softmax(q·Kᵀ·scale + bias, masked)·V. */
@@ -168,7 +157,7 @@ export function attention(gpu: Gpu, pass: GPUComputePassEncoder, args: Attention
   const common = commonBindings(cache, r.extra);
 
   if (path === 'flash') {
-    const lse = args.lse ?? scratchBuffer(gpu, 'lse', T * numHeads * 4);
+    const lse = args.lse ?? gpu.scratch('attention lse', T * numHeads * 4);
     const pipeline = gpu.pipeline(`attention-flash-${key}`, () => flashWgsl(r.variant));
     gpu.dispatch(pass, pipeline, [args.q, args.out, lse, gpu.uniform(r.params), ...common], [Math.ceil(T / FLASH_QUERIES), numHeads]);
     return;
@@ -182,11 +171,11 @@ export function attention(gpu: Gpu, pass: GPUComputePassEncoder, args: Attention
   const rows = T * numHeads;
   r.params[10] = splits;
   r.params[11] = chunk;
-  const partO = scratchBuffer(gpu, 'partial o', splits * rows * D * 4);
-  const partLse = scratchBuffer(gpu, 'partial lse', splits * rows * 4);
+  const partO = gpu.scratch('attention partial o', splits * rows * D * 4);
+  const partLse = gpu.scratch('attention partial lse', splits * rows * 4);
   const split = gpu.pipeline(`attention-split-${key}`, () => splitWgsl(r.variant));
   gpu.dispatch(pass, split, [args.q, partO, partLse, gpu.uniform(r.params), ...common], [splits, rows]);
-  const lse = args.lse ?? scratchBuffer(gpu, 'lse', rows * 4);
+  const lse = args.lse ?? gpu.scratch('attention lse', rows * 4);
   const merge = gpu.pipeline(`attention-merge-d${D}`, () => mergeWgsl(D));
   gpu.dispatch(pass, merge, [partO, partLse, args.out, lse, gpu.uniform(r.params)], grid(rows));
 }
@@ -236,7 +225,7 @@ export function attentionMass(
   const run = (pipeline: GPUComputePipeline, resources: Binding[], workgroups: [number, number], at: number) =>
     indirect ? gpu.dispatchIndirect(pass, pipeline, resources, indirect.buffer, indirect.offset + at) : gpu.dispatch(pass, pipeline, resources, workgroups);
   if (grids.scoring) {
-    lse = scratchBuffer(gpu, noise ? 'noised lse' : 'score lse', args.T * args.numHeads * 4);
+    lse = gpu.scratch(noise ? 'attention noised lse' : 'attention score lse', args.T * args.numHeads * 4);
     const lsePipeline = gpu.pipeline(`attention-${noise ? 'noised' : 'score'}-lse-${variantKey(r.variant)}`, () => scoreLseWgsl(r.variant, !!noise));
     run(lsePipeline, [args.q, lse, gpu.uniform(r.params), ...commonBindings(args.cache, r.extra)], grids.scoring, 0);
   }

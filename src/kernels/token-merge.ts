@@ -36,20 +36,9 @@ export function maxMerges(N: number, protect: number, method: MergeMethod): numb
   return method === 'tome' ? (M >= 2 ? Math.ceil(M / 2) : 0) : Math.floor(M / 2);
 }
 
-/**
- * Per-device scratch, grown as needed: the plan kernels' inverse norms, score, partner and order
- * (one word per token each), the merge kernel's sources and offsets. Calls share them: dispatches
- * in a pass are ordered, and each call's kernels only read what the same call wrote.
- */
-const scratch = new WeakMap<Gpu, Map<string, GPUBuffer>>();
-function scratchBuffer(gpu: Gpu, name: string, bytes: number): GPUBuffer {
-  let buffers = scratch.get(gpu);
-  if (!buffers) scratch.set(gpu, (buffers = new Map()));
-  let buffer = buffers.get(name);
-  // Old buffers are left to the garbage collector: a pass being recorded may still use them.
-  if (!buffer || buffer.size < bytes) buffers.set(name, (buffer = gpu.buffer(Math.max(bytes, 2 * (buffer?.size ?? 0)), `token merge ${name}`)));
-  return buffer;
-}
+// Temporaries come from gpu.scratch(): the plan kernels' inverse norms, score, partner and order
+// (one word per token each), the merge kernel's sources and offsets. Calls share them: dispatches
+// in a pass are ordered, and each call's kernels only read what the same call wrote.
 
 const count = (what: string, name: string, v: number) => check(Number.isInteger(v) && v >= 0 && v < 2 ** 31, `${what}: bad ${name} ${v}`);
 
@@ -70,10 +59,10 @@ export function mergePlan(gpu: Gpu, pass: GPUComputePassEncoder, args: MergePlan
   check(bindingBytes(args.plan) >= N * 4, `mergePlan: plan must be u32 [${N}]`);
 
   const M = N - protect;
-  const invNorm = scratchBuffer(gpu, 'inverse norms', N * 4);
-  const score = scratchBuffer(gpu, 'score', N * 4);
-  const partner = scratchBuffer(gpu, 'partner', N * 4);
-  const order = scratchBuffer(gpu, 'order', N * 4);
+  const invNorm = gpu.scratch('token merge inverse norms', N * 4);
+  const score = gpu.scratch('token merge score', N * 4);
+  const partner = gpu.scratch('token merge partner', N * 4);
+  const order = gpu.scratch('token merge order', N * 4);
   const subgroups = gpu.features.subgroups;
   const scorePass = (kind: ScoreKind, outputs: Binding[], workgroups: number, candidates: number) => {
     const pipeline = gpu.pipeline(`token-score-${kind}${subgroups ? '-subgroups' : ''}`, () => tokenScoreWgsl(kind, subgroups));
@@ -132,8 +121,8 @@ export function mergeTokens(gpu: Gpu, pass: GPUComputePassEncoder, args: MergeTo
   const bufferOf = (b: Binding) => ('usage' in b ? b : b.buffer);
   check(bufferOf(args.out) !== bufferOf(args.x), 'mergeTokens: out must be a different buffer from x (outputs read other rows of x)');
 
-  const sources = scratchBuffer(gpu, 'sources', N * 4);
-  const offsets = scratchBuffer(gpu, 'offsets', (merged + 1) * 4);
+  const sources = gpu.scratch('token merge sources', N * 4);
+  const offsets = gpu.scratch('token merge offsets', (merged + 1) * 4);
   const params = gpu.uniform(new Uint32Array([N, merged]));
   gpu.dispatch(pass, gpu.pipeline('merge-sources', mergeSourcesWgsl), [args.plan, sources, offsets, params], [Math.ceil(Math.max(N, merged + 1) / MERGE_WORKGROUP)]);
   const log = !!args.outLogSizes;

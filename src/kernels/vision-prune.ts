@@ -1,7 +1,7 @@
 // Choosing image tokens on the GPU (src/shaders/vision-prune.ts): per-patch scores from attention
 // mass (CLS attention, HiPrune) or diversity (ToDRE's k-center), then the kept rows gathered.
 import { type Binding, type Gpu, check, grid } from '../gpu';
-import { columnSumsWgsl, gatherRowsWgsl, hipruneWgsl, kCenterWgsl } from '../shaders/vision-prune';
+import { columnSumsWgsl, packRowsWgsl, hipruneWgsl, kCenterWgsl } from '../shaders/vision-prune';
 import { bindingBytes } from './matmul';
 
 const WORKGROUP = 256;
@@ -26,14 +26,14 @@ export function columnSums(gpu: Gpu, pass: GPUComputePassEncoder, args: { x: Bin
 }
 
 /** out[i] = x[ids[i] + first] for i < count, rows of `width` f32 (or u32: positions). */
-export function gatherRows(gpu: Gpu, pass: GPUComputePassEncoder, args: { x: Binding; ids: Binding; count: number; width: number; first?: number; out: Binding; type?: 'f32' | 'u32' }): void {
+export function packRows(gpu: Gpu, pass: GPUComputePassEncoder, args: { x: Binding; ids: Binding; count: number; width: number; first?: number; out: Binding; type?: 'f32' | 'u32' }): void {
   const { count, width } = args;
   const first = args.first ?? 0;
-  for (const [name, v] of Object.entries({ count, width, first })) positiveInt(`gatherRows ${name}`, v);
-  check(bindingBytes(args.ids) >= count * 4 && bindingBytes(args.out) >= count * width * 4, `gatherRows: ids must be u32 [${count}], out [${count}][${width}]`);
+  for (const [name, v] of Object.entries({ count, width, first })) positiveInt(`packRows ${name}`, v);
+  check(bindingBytes(args.ids) >= count * 4 && bindingBytes(args.out) >= count * width * 4, `packRows: ids must be u32 [${count}], out [${count}][${width}]`);
   if (count * width === 0) return;
   const type = args.type ?? 'f32';
-  gpu.dispatch(pass, gpu.pipeline(`gather-rows-${type}`, () => gatherRowsWgsl(type)), [args.x, args.ids, args.out, gpu.uniform(new Uint32Array([count, width, first]))],
+  gpu.dispatch(pass, gpu.pipeline(`pack-rows-${type}`, () => packRowsWgsl(type)), [args.x, args.ids, args.out, gpu.uniform(new Uint32Array([count, width, first]))],
     grid(Math.ceil((count * width) / WORKGROUP), gpu.limits.maxComputeWorkgroupsPerDimension));
 }
 

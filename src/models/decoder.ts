@@ -13,7 +13,7 @@ import { type QuantizedWeight, matmul } from '../kernels/matmul';
 import { llamaCppActivationRounding, quantizeActivations } from '../kernels/quantize-activations';
 import { rmsNorm } from '../kernels/norm';
 import { rope } from '../kernels/rope';
-import { gatherRows } from '../kernels/vision-prune';
+import { packRows } from '../kernels/vision-prune';
 import { type DecoderConfig, decoderConfigFromGGUF } from './config';
 import { type HFCheckpoint, decoderConfigFromHF, hfTensorSource } from './huggingface';
 import { type DecoderWeights, type LoadProgress, type TensorSource, destroyDecoderWeights, ggufTensorSource, loadDecoderWeights } from './weights';
@@ -183,14 +183,15 @@ export class Decoder {
         const { prune } = level;
         if (prune) {
           // FastV / ToDRE: only the chosen rows go on, with their own positions.
-          gatherRows(gpu, pass, { x: s.x, ids: prune.rows, count: prune.count, width: c.hidden, out: s.h });
+          packRows(gpu, pass, { x: s.x, ids: prune.rows, count: prune.count, width: c.hidden, out: s.h });
           copy(gpu, pass, { src: s.h, dst: s.x, n: prune.count * c.hidden });
-          gatherRows(gpu, pass, { x: positions, ids: prune.rows, count: prune.count, width: 1, out: prune.positions, type: 'u32' });
+          packRows(gpu, pass, { x: positions, ids: prune.rows, count: prune.count, width: 1, out: prune.positions, type: 'u32' });
           positions = prune.positions;
           T = prune.count;
         }
         ({ slots, queryStart, kvLen } = level);
       }
+      // Attention block.
       rmsNorm(gpu, pass, { x: s.x, weight: layer.attnNorm, out: s.h, rows: T, n: c.hidden, eps: c.rmsEps });
       this.project(pass, s, { x: s.h, w: layer.wq, y: s.q, M: T, bias: layer.bq });
       this.project(pass, s, { x: s.h, w: layer.wk, y: s.k, M: T, bias: layer.bk });

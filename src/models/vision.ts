@@ -22,7 +22,7 @@ import { type QuantizedWeight, matmul, uploadWeight } from '../kernels/matmul';
 import { layerNorm } from '../kernels/norm';
 import { selectTopK } from '../kernels/select';
 import { type MergeMethod, maxMerges, mergePlan, mergeTokens } from '../kernels/token-merge';
-import { columnSums, gatherRows, hipruneScores, kCenter } from '../kernels/vision-prune';
+import { columnSums, packRows, hipruneScores, kCenter } from '../kernels/vision-prune';
 
 export interface VisionConfig {
   imageSize: number;
@@ -335,7 +335,7 @@ export class VisionEncoder {
         if (selecting) {
           const patchScores = this.recordPatchScores(pass, selecting, keep, scratch);
           selectTopK(gpu, pass, { x: patchScores, rows: 1, n: N, k: keep, out: scratch.kept, counts: scratch.count, outStride: N });
-          gatherRows(gpu, pass, { x: scratch.x, ids: scratch.kept, count: keep, width: D, first: cls, out: scratch.h });
+          packRows(gpu, pass, { x: scratch.x, ids: scratch.kept, count: keep, width: D, first: cls, out: scratch.h });
         } else {
           copy(gpu, pass, { src: scratch.x, dst: scratch.h, n: keep * D, srcOffset: cls * D });
         }

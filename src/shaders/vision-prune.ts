@@ -1,6 +1,6 @@
 // Kernels for choosing which image tokens reach the language model (src/kernels/vision-prune.ts).
 // Each method turns its evidence into one score per patch; selectTopK then keeps the best in their
-// original order, and gatherRows moves the kept rows together.
+// original order, and packRows moves the kept rows together.
 
 const WORKGROUP = 256;
 
@@ -26,7 +26,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 `;
 
 /** out[i] = x[ids[i] + first] (rows of `width` values): the kept tokens (or their positions), packed. */
-export const gatherRowsWgsl = (type: 'f32' | 'u32') => /* wgsl */ `
+export const packRowsWgsl = (type: 'f32' | 'u32') => /* wgsl */ `
 struct Params { count: u32, width: u32, first: u32 }
 @group(0) @binding(0) var<storage, read> x: array<${type}>;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;

@@ -39,7 +39,7 @@ export async function prefillMultimodal(
   const layers = session.layers;
   if (pruning?.method === 'fastv' && layers < 2) throw new GpuError('unsupported', `FastV needs a language model of at least 2 layers (this one has ${layers})`);
   let skip = 0; // tokens of the next text part already fed with FastV's image step
-  for (const part of parts) {
+  for (const [i, part] of parts.entries()) {
     if (signal?.aborted) throw new AbortError();
     if ('tokens' in part) {
       const rest = part.tokens.slice(skip);
@@ -56,7 +56,7 @@ export async function prefillMultimodal(
         : null;
     if (inDecoder) {
       // The image and the text after it as one step, so the text can score the image tokens.
-      const next = parts[parts.indexOf(part) + 1];
+      const next = parts[i + 1];
       const text = next && 'tokens' in next ? next.tokens.slice(0, session.stepTokens - embeddings.length / session.hidden) : [];
       const layer = Math.min(pruning!.layer ?? inDecoder.layer, layers - 2);
       const dropAllAfter = pruning!.method === 'todre' && text.length > 0 ? todreDropLayer(layers, layer) : undefined;
