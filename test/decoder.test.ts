@@ -33,8 +33,10 @@ const cases: Array<{ name: string; matrixType: number | ((n: string) => number);
   { name: 'F16', matrixType: GGMLType.F16, exact: true },
   { name: 'Q8_0', matrixType: GGMLType.Q8_0, exact: false },
   { name: 'Q4_0', matrixType: GGMLType.Q4_0, exact: false },
-  // Measured 170/174 (97.7%): every flip at a near-tie of llama.cpp's logits; the Q8_K rounding
-  // is followed, but its ties and llama.cpp's summation order still move a few values.
+  // Measured 170/174 (97.7%): every flip at a near-tie of llama.cpp's logits. The 8-bit rounding is
+  // llama.cpp's, but summation order moves a value across a rounding step now and then, and these
+  // random weights put near-ties at a few percent of positions. The trained target model on
+  // held-out text agrees at 99.7% in this mix (test/trained-models.test.ts).
   { name: 'Q4_K/Q6_K', matrixType: kQuantMix, exact: false, minAgreement: 0.97 },
 ];
 

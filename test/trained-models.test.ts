@@ -1,17 +1,21 @@
 // The committed trained models (models/, made by tools/train) against the PyTorch that trained
 // them: the tokenizer gives SentencePiece's ids, our F16 logits equal PyTorch's (computed with the
 // same f16-rounded weights), greedy continuations are the same tokens, Q8_0/Q4_0 stay close to F16,
-// and llama.cpp loads the files and agrees with PyTorch too.
+// and llama.cpp loads the files and agrees with PyTorch too. On held-out text, every quantized
+// form of the target model (Q8_0, Q4_0 and a Q4_K/Q6_K mix) predicts llama.cpp's next token.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GGMLType, type GGMLTypeId } from '../src/formats/ggml-types';
 import { readGGUF } from '../src/formats/gguf-reader';
+import { encodeGGUF, type GGUFTensorSpec } from '../src/formats/gguf-writer';
+import { dequantize } from '../src/formats/quantize';
 import { Session } from '../src/engine/session';
 import { Decoder } from '../src/models/decoder';
 import { Tokenizer } from '../src/tokenizer';
-import { argmax, relativeDiff } from './logits';
-import { type LlamaOracle, openLlamaOracle, oracleUnavailable } from './oracle/llama';
+import { argmax, relativeDiff, tieGap } from './logits';
+import { type LlamaOracle, openLlamaOracle, openLlamaOracleOnBytes, oracleUnavailable } from './oracle/llama';
 import { testGpu } from './util';
 
 const MODELS = fileURLToPath(new URL('../models', import.meta.url));
@@ -40,8 +44,8 @@ async function loadModel(file: string): Promise<{ decoder: Decoder; tokenizer: T
   return { decoder: await Decoder.load(await testGpu(), gguf), tokenizer: Tokenizer.fromGGUFMetadata(gguf) };
 }
 
-async function evaluate(decoder: Decoder, ids: number[]): Promise<Float32Array[]> {
-  const session = new Session(await testGpu(), decoder, { contextLength: 256, prefillChunk: 16 });
+async function evaluate(decoder: Decoder, ids: number[], prefillChunk = 16): Promise<Float32Array[]> {
+  const session = new Session(await testGpu(), decoder, { contextLength: 256, prefillChunk });
   try {
     return await session.evaluate(ids);
   } finally {
@@ -142,3 +146,72 @@ for (const name of ['target', 'draft']) {
     });
   });
 }
+
+/**
+ * The F16 target re-typed as llama-quantize's Q4_K_M types it: Q6_K for attn_v, ffn_down and
+ * output, Q4_K for the other matrices, and Q8_0 (llama.cpp's fallback for Q6_K) where rows are
+ * not whole 256-value super-blocks (ffn_down's 704 columns).
+ */
+async function kQuantMix(file: string): Promise<Uint8Array> {
+  const source = await readGGUF(readFileSync(join(MODELS, file)));
+  const tensors: GGUFTensorSpec[] = [];
+  for (const info of source.tensors) {
+    const bytes = await source.readTensor(info);
+    const f32 = dequantize(info.type, bytes, info.dims.reduce((a, b) => a * b, 1));
+    let type: GGMLTypeId = GGMLType.F32;
+    if (info.dims.length >= 2) {
+      if (info.dims[0] % 256 !== 0) type = GGMLType.Q8_0;
+      else type = /attn_v|ffn_down|^output/.test(info.name) ? GGMLType.Q6_K : GGMLType.Q4_K;
+    }
+    tensors.push({ name: info.name, dims: info.dims, type, f32 });
+  }
+  return encodeGGUF({ metadata: new Map(source.metadata), tensors });
+}
+
+// The seeded fixtures of test/decoder.test.ts have near-ties at a few percent of positions, where
+// summation order alone can move llama.cpp's 8-bit activation rounding; real text on a trained
+// model is what the 99% of issue 3 is about.
+describe.skipIf(!!oracleUnavailable())('trained target, quantized, against llama.cpp on held-out text', () => {
+  const passages: string[] = JSON.parse(readFileSync(join(MODELS, 'reference', 'held-out.json'), 'utf8')).passages;
+  const variants: Array<[string, () => Promise<Uint8Array>]> = [
+    ['Q8_0', async () => readFileSync(join(MODELS, 'target.q8_0.gguf'))],
+    ['Q4_0', async () => readFileSync(join(MODELS, 'target.q4_0.gguf'))],
+    ['Q4_K/Q6_K', () => kQuantMix('target.f16.gguf')],
+  ];
+  for (const [name, bytes] of variants) {
+    it(`${name}: teacher-forced top-1 agreement of at least 99%, flips only at near-ties, and llama.cpp's greedy continuations`, async () => {
+      const gguf = await bytes();
+      const gpu = await testGpu();
+      const file = await readGGUF(gguf);
+      // Activations rounded as llama.cpp rounds them, so both compute the same thing.
+      const decoder = await Decoder.load(gpu, file, undefined, { roundActivationsLikeLlamaCpp: true });
+      const oracle = await openLlamaOracleOnBytes(gguf, { contextSize: 256 });
+      const tokenizer = Tokenizer.fromGGUFMetadata(file);
+      let agree = 0, total = 0, widestGap = 0, sameGreedy = 0;
+      try {
+        for (const text of passages) {
+          const ids = tokenizer.encode(text, { addSpecial: true });
+          const want = await oracle.logits(ids);
+          const got = await evaluate(decoder, ids, 64);
+          got.forEach((row, i) => {
+            total++;
+            if (argmax(row) === argmax(want[i])) agree++;
+            else widestGap = Math.max(widestGap, tieGap(want[i], argmax(row)));
+          });
+        }
+        for (const text of passages.slice(0, 3)) {
+          const ids = tokenizer.encode(text.split(' ').slice(0, 12).join(' '), { addSpecial: true });
+          if ((await greedy(decoder, ids, 32)).join() === (await oracle.greedy(ids, 32)).join()) sameGreedy++;
+        }
+      } finally {
+        decoder.destroy();
+        await oracle.close();
+      }
+      console.log(`target ${name} vs llama.cpp on held-out text: top-1 ${agree}/${total} (${(100 * agree / total).toFixed(2)}%), widest flipped gap ${widestGap.toFixed(4)} of the range, greedy ${sameGreedy}/3 identical`);
+      expect(total).toBeGreaterThan(1000);
+      expect(agree / total).toBeGreaterThanOrEqual(0.99);
+      expect(widestGap).toBeLessThan(0.01);
+      expect(sameGreedy).toBeGreaterThanOrEqual(2);
+    }, 300_000);
+  }
+});

