@@ -1,10 +1,10 @@
 // Draft-tree kernels: Gumbel keys against the CPU reference, topk over them as draws without
-// replacement (first and second draws counted against q and q restricted, chi-square), and the
-// gather of the chosen tokens' probabilities.
+// replacement (first and second draws counted against q and q restricted, chi-square), the
+// gather of the chosen tokens' probabilities, and a chained draft's tokens into verify ids.
 import { describe, expect, it } from 'vitest';
-import { gatherRows, gumbelKeys } from '../src/kernels/draft-tree';
+import { chainIds, gatherRows, gumbelKeys } from '../src/kernels/draft-tree';
 import { topk } from '../src/kernels/topk';
-import { gumbelKeyRef, gumbelTopRef } from '../src/reference/draft-tree';
+import { chainIdsRef, gumbelKeyRef, gumbelTopRef } from '../src/reference/draft-tree';
 import { chiSquare, critical } from './stats';
 import { rng, testGpu } from './util';
 
@@ -20,6 +20,20 @@ function distributionRows(rows: number, n: number, seed: number): Float32Array {
 }
 
 describe('draft-tree kernels', () => {
+  it('chainIds puts the root and every chained region\'s first word in order, and nothing past them', async () => {
+    const gpu = await testGpu();
+    const random = rng(9);
+    for (const [count, stride] of [[0, 64], [1, 64], [7, 64], [70, 3], [200, 1]]) {
+      const chain = Uint32Array.from({ length: Math.max(1, count * stride) }, () => Math.floor(random() * 2 ** 32));
+      const root = Math.floor(random() * 2 ** 32);
+      const ids = gpu.upload(new Uint32Array(count + 3).fill(0xdeadbeef));
+      await gpu.run((pass) => chainIds(gpu, pass, { chain: gpu.upload(chain), ids, root, count, stride }));
+      const got = await gpu.readU32(ids);
+      expect(Array.from(got.subarray(0, count + 1))).toEqual(Array.from(chainIdsRef(chain, root, count, stride)));
+      expect(Array.from(got.subarray(count + 1))).toEqual([0xdeadbeef, 0xdeadbeef]);
+    }
+  });
+
   it('gumbelKeys equal the reference, and topk over them gives the reference draws', async () => {
     const gpu = await testGpu();
     const rows = 5, n = 1000, m = 4, seed = 123, step = 77;

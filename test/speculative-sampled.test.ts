@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Session } from '../src/engine/session';
 import { DraftModel } from '../src/engine/speculative/draft-model';
 import { generateSpeculative } from '../src/engine/speculative/generate';
-import type { Strategy } from '../src/engine/speculative/strategy';
+import type { DraftTree, Strategy } from '../src/engine/speculative/strategy';
 import { readGGUF } from '../src/formats/gguf-reader';
 import { Decoder } from '../src/models/decoder';
 import { Tokenizer } from '../src/tokenizer';
@@ -96,7 +96,8 @@ describe('speculative sampling', () => {
     // The target drafting for itself at a higher temperature: q is flatter than p, so drafts are
     // sometimes rejected and the residual is drawn from. Accepting every draft would give q's
     // distribution, which this test tells apart from p's.
-    const drafter = new DraftModel(gpu, target, target, { draftLength: 2 });
+    // (A tiny A8 threshold brings the chain's drafts back to the CPU, where this test needs them.)
+    const drafter = new DraftModel(gpu, target, target, { draftLength: 2, minConfidence: Number.MIN_VALUE });
     const strategy: Strategy = {
       name: 'draft model at T = 1.2',
       propose: (context, root, budget, sampling) => drafter.propose(context, root, budget, sampling && { ...sampling, temperature: 1.2 }),
@@ -142,12 +143,13 @@ describe('speculative sampling', () => {
   it('deterministic drafts in a branching tree (point-mass acceptance) give the target\'s distribution', async () => {
     const gpu = await testGpu();
     // The target's greedy chain, and the second most likely first token as a sibling.
-    const drafter = new DraftModel(gpu, target, target, { draftLength: 2 });
+    // (A tiny A8 threshold brings the chain's drafts back to the CPU, where this test needs them.)
+    const drafter = new DraftModel(gpu, target, target, { draftLength: 2, minConfidence: Number.MIN_VALUE });
     const second = [...first.entries()].sort((a, b) => b[1] - a[1])[1][0];
     const strategy: Strategy = {
       name: 'branching greedy tree',
       async propose(context, root, budget) {
-        const chain = await drafter.propose(context, root, Math.min(2, budget));
+        const chain = await drafter.propose(context, root, Math.min(2, budget)) as DraftTree;
         if (budget < 3 || chain.tokens.length < 2) return chain;
         return { tokens: [...chain.tokens, Number(second)], parents: [-1, 0, -1] };
       },

@@ -111,9 +111,14 @@ describe('greedy speculative decoding', () => {
     const want = await plain(120);
     const strategy = new DraftModel(gpu, target, target, { draftLength: 4 });
     const pieces: Array<{ piece: string; drafted?: boolean }> = [];
+    const submissions = gpu.submissions;
     const { result, session } = await speculative(strategy, 120, 'fixed', (piece, _id, drafted) => pieces.push({ piece, drafted }));
     try {
       await expectSameOrNearTie(result.tokens, want);
+      // The drafts are chained on the GPU inside the verify submission: however long the chain, a
+      // step is one forward submission and two readbacks that wait together (a plain step: one
+      // and one). The prompt's prefill and the first, timed chain add a few.
+      expect(gpu.submissions - submissions).toBeLessThanOrEqual(3 * result.speculative.steps + 6);
       // Streamed pieces say which came from accepted drafts: here about four in five.
       expect(pieces.map((p) => p.piece).join('')).toBe(result.text);
       const drafted = pieces.filter((p) => p.drafted).length;
@@ -161,8 +166,11 @@ describe('greedy speculative decoding', () => {
       const { skip, scores } = await strategy.calibrate(tokenizer.encode(prompt, { addSpecial: true }), candidates, 4);
       expect(session.length).toBe(0);
       expect(scores.map((s) => s.skip)).toContainEqual(skip);
+      const submissions = gpu.submissions;
       const result = await generateSpeculative(deep, tokenizer, session, { prompt, maxTokens: 40, temperature: 0 }, strategy);
       expect(result.tokens).toEqual(want);
+      // Drafting rides in the verify submission after the first step (see the draft model's test).
+      expect(gpu.submissions - submissions).toBeLessThanOrEqual(3 * result.speculative.steps + 6);
     } finally {
       session.destroy();
       deep.destroy();

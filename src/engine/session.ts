@@ -4,7 +4,7 @@ import { type Binding, type Gpu, GpuError } from '../gpu';
 import { attentionMass, treeMaskFromParents } from '../kernels/attention';
 import { type KvCache, type KvFormat, PAGE, createKvCache, destroyKvCache, identityPageTable, kvMove } from '../kernels/kv-cache';
 import { type SamplingOptions, sample } from '../kernels/sampling';
-import { gatherRows, gumbelKeys } from '../kernels/draft-tree';
+import { chainIds, gatherRows, gumbelKeys } from '../kernels/draft-tree';
 import { copy } from '../kernels/elementwise';
 import { argmax } from '../kernels/softmax';
 import { speculativeAccept } from '../kernels/speculative';
@@ -31,6 +31,13 @@ export interface DraftProbs {
   buffer: GPUBuffer;
   /** Floats from one row to the next (rows are padded to the storage offset alignment). */
   stride: number;
+}
+
+/** How Session.recordGreedyChain drafts: layers to skip, whether the feed stays in the cache, where else the drafts go. */
+export interface ChainOptions {
+  skipLayers?: ReadonlySet<number>;
+  keepFeed?: boolean;
+  into?: { ids: GPUBuffer; root: number };
 }
 
 /** Sampling settings with the seed and step that pick this verify step's uniforms. */
@@ -89,6 +96,8 @@ export class Session {
   private pruning?: { levels: Array<{ slots: GPUBuffer; rows: GPUBuffer; positions: GPUBuffer }>; mass: GPUBuffer; scores: GPUBuffer; count: GPUBuffer };
   /** Draft-tree expansion's buffers, made on first use: Gumbel keys per row, chosen children and their probabilities. */
   private expansion?: { keys: GPUBuffer; children: GPUBuffer; childProbs: GPUBuffer };
+  /** Chained drafting's buffers (recordGreedyChain), made on first use and grown as needed. */
+  private chain?: { feedIds: GPUBuffer; feedPositions: GPUBuffer; drafts: GPUBuffer; positions: GPUBuffer; regions: number };
 
   constructor(
     private readonly gpu: Gpu,
@@ -372,8 +381,9 @@ export class Session {
       argmax(this.gpu, pass, { x: this.scratch.logits, out: this.treeArgmax, rows, n: this.model.config.vocabSize });
       if (!Array.isArray(tokens)) tokens.afterVerify?.(pass, this.scratch.logits, this.ids, rows);
     });
-    const targetNext = await this.gpu.readU32(this.treeArgmax, n);
-    return { targetNext, tokens: Array.isArray(tokens) ? tokens : Array.from(await this.gpu.readU32(this.ids, n)) };
+    // Both reads wait on the same submission: one round trip.
+    const [targetNext, ids] = await Promise.all([this.gpu.readU32(this.treeArgmax, n), Array.isArray(tokens) ? tokens : this.gpu.readU32(this.ids, n)]);
+    return { targetNext, tokens: Array.from(ids) };
   }
 
   /**
@@ -396,12 +406,8 @@ export class Session {
         residual: buffers.residual, result: buffers.result, ...(draft ? { draft: draft.buffer, draftStride: draft.stride, left: buffers.left } : {}),
       });
     });
-    const result = await this.gpu.readU32(buffers.result, n + 2);
-    return {
-      path: Array.from(result.subarray(2, 2 + result[0])),
-      token: result[1],
-      tokens: Array.isArray(tokens) ? tokens : Array.from(await this.gpu.readU32(this.ids, n)),
-    };
+    const [result, ids] = await Promise.all([this.gpu.readU32(buffers.result, n + 2), Array.isArray(tokens) ? tokens : this.gpu.readU32(this.ids, n)]);
+    return { path: Array.from(result.subarray(2, 2 + result[0])), token: result[1], tokens: Array.from(ids) };
   }
 
   /**
@@ -505,35 +511,79 @@ export class Session {
   }
 
   /**
+   * Greedy drafting without round trips (A1 and A9, chained on the GPU): records into `pass` one
+   * forward over `feed` placed after the cache, then `count - 1` one-token forwards, each fed the
+   * argmax after the one before (with `skipLayers` left out, for self-speculation). The drafts stay
+   * on the GPU: draft i is the first u32 of region i of `drafts`, `stride` u32 apart, its
+   * probability (at temperature 1) the second. Regions are aligned so that each draft forward binds
+   * the previous draft as its input. `keepFeed`: the feed joins the session's tokens (a draft
+   * model catching up); otherwise the cache is unchanged and the verify pass overwrites these slots.
+   * `into`: also write [root, ...drafts] to a verify step's ids buffer. The drafts' K/V are never
+   * committed. Buffers are written now: record into the next submission.
+   */
+  recordGreedyChain(pass: GPUComputePassEncoder, feed: number[], count: number, options: ChainOptions = {}): { drafts: GPUBuffer; stride: number } {
+    this.refuseCompressed('recordGreedyChain');
+    if (feed.length < 1 || feed.length > this.scratch.maxTokens || !Number.isInteger(count) || count < 1) {
+      throw new GpuError('bad-argument', `recordGreedyChain: a feed of ${feed.length} (1..${this.scratch.maxTokens}) and ${count} drafts`);
+    }
+    const first = this.length; // the slot of feed[0], and its position: no KV policy here
+    const root = first + feed.length - 1;
+    if (root + count > this.capacity) throw new GpuError('too-large', `a draft of ${count} does not fit after ${root + 1} tokens (context ${this.capacity})`);
+    const stride = this.gpu.limits.minStorageBufferOffsetAlignment / 4;
+    const b = this.chainBuffers(count, stride);
+    this.gpu.write(b.feedIds, Uint32Array.from(feed));
+    this.gpu.write(b.feedPositions, Uint32Array.from(feed, (_, i) => first + i));
+    const positions = new Uint32Array(count * stride);
+    for (let i = 1; i < count; i++) positions[i * stride] = root + i;
+    this.gpu.write(b.positions, positions);
+    const region = (buffer: GPUBuffer, i: number, size: number): GPUBufferBinding => ({ buffer, offset: i * stride * 4, size });
+    for (let i = 0; i < count; i++) {
+      const rows = i === 0 ? feed.length : 1;
+      const at = i === 0 ? first : root + i;
+      const positions = i === 0 ? b.feedPositions : region(b.positions, i, 4);
+      this.model.forward(pass, this.scratch, this.caches, {
+        count: rows, ids: i === 0 ? b.feedIds : region(b.drafts, i - 1, 4), positions, slots: positions,
+        queryStart: at, kvLen: at + rows, mask: { kind: 'causal' }, logits: 'last', skipLayers: options.skipLayers,
+      });
+      top1(this.gpu, pass, { x: this.scratch.logits, out: region(b.drafts, i, 8), rows: 1, n: this.model.config.vocabSize });
+    }
+    if (options.into) chainIds(this.gpu, pass, { chain: b.drafts, ids: options.into.ids, root: options.into.root, count, stride });
+    if (options.keepFeed) this.tokens.push(...feed);
+    return { drafts: b.drafts, stride };
+  }
+
+  /** recordGreedyChain in a submission of its own, the drafts and their probabilities read back. */
+  async greedyChain(feed: number[], count: number, options: Omit<ChainOptions, 'into'> = {}): Promise<Array<{ token: number; probability: number }>> {
+    let chained: { drafts: GPUBuffer; stride: number } | undefined;
+    await this.gpu.run((pass) => (chained = this.recordGreedyChain(pass, feed, count, options)), 'greedy chain');
+    const words = await this.gpu.readU32(chained!.drafts, count * chained!.stride);
+    return readTop1(Uint32Array.from({ length: 2 * count }, (_, i) => words[(i >> 1) * chained!.stride + (i & 1)]));
+  }
+
+  private chainBuffers(count: number, stride: number) {
+    if (!this.chain || this.chain.regions < count) {
+      if (this.chain) for (const b of [this.chain.feedIds, this.chain.feedPositions, this.chain.drafts, this.chain.positions]) b.destroy();
+      const regions = Math.max(count, 8);
+      const feed = this.scratch.maxTokens * 4;
+      this.chain = {
+        feedIds: this.gpu.buffer(feed, 'chain feed'), feedPositions: this.gpu.buffer(feed, 'chain feed positions'),
+        drafts: this.gpu.buffer(regions * stride * 4, 'chained drafts'), positions: this.gpu.buffer(regions * stride * 4, 'chained positions'), regions,
+      };
+    }
+    return this.chain;
+  }
+
+  /**
    * Self-speculative drafting (A9): greedy tokens from the model with `skip` layers left out,
-   * starting with `root` at the slot after the cache. Each drafted token runs at the next slot;
-   * the executed layers' K/V land there, and the verify pass later overwrites every layer's.
-   * The cache length is unchanged.
+   * starting with `root` at the slot after the cache, chained on the GPU (one round trip). The
+   * executed layers' K/V land in the slots after the cache, and the verify pass later overwrites
+   * every layer's. A8: the chain ends before the first draft whose probability is below
+   * `minConfidence`. The cache length is unchanged.
    */
   async draftSkipping(root: number, count: number, skip: ReadonlySet<number>, minConfidence = 0): Promise<number[]> {
-    this.refuseCompressed('draftSkipping');
-    if (this.length + count + 1 > this.capacity) throw new GpuError('too-large', `a draft of ${count} does not fit after ${this.length} cached tokens`);
-    const drafts: number[] = [];
-    let token = root;
-    for (let i = 0; i < count; i++) {
-      const slot = this.length + i;
-      this.gpu.write(this.ids, Uint32Array.of(token));
-      this.gpu.write(this.positions, Uint32Array.of(slot));
-      this.gpu.write(this.slots, Uint32Array.of(slot));
-      await this.gpu.run((pass) => {
-        this.model.forward(pass, this.scratch, this.caches, {
-          count: 1, ids: this.ids, positions: this.positions, slots: this.slots,
-          queryStart: slot, kvLen: slot + 1, mask: { kind: 'causal' }, logits: 'last', skipLayers: skip,
-        });
-        top1(this.gpu, pass, { x: this.scratch.logits, out: this.top1Out, rows: 1, n: this.model.config.vocabSize });
-      }, 'draft skipping layers');
-      const choice = readTop1(await this.gpu.readU32(this.top1Out, 2))[0];
-      // A8: a draft the drafter itself doubts ends the chain (and is not proposed).
-      if (choice.probability < minConfidence) break;
-      token = choice.token;
-      drafts.push(token);
-    }
-    return drafts;
+    const drafts = await this.greedyChain([root], count, { skipLayers: skip });
+    const doubted = drafts.findIndex((d) => d.probability < minConfidence);
+    return drafts.slice(0, doubted < 0 ? count : doubted).map((d) => d.token);
   }
 
   /**
@@ -608,6 +658,6 @@ export class Session {
     this.selection?.destroy();
     this.caches.forEach(destroyKvCache);
     this.inputRows?.destroy();
-    for (const b of [...(this.pruning ? [this.pruning.mass, this.pruning.scores, this.pruning.count, ...this.pruning.levels.flatMap((l) => Object.values(l))] : []), this.pageTable, this.treeArgmax, this.treeEnd, this.treeParents, this.kvMoves, this.top1Out, ...Object.values(this.sampling ?? {}), ...Object.values(this.expansion ?? {}), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
+    for (const b of [...(this.pruning ? [this.pruning.mass, this.pruning.scores, this.pruning.count, ...this.pruning.levels.flatMap((l) => Object.values(l))] : []), this.pageTable, this.treeArgmax, this.treeEnd, this.treeParents, this.kvMoves, this.top1Out, ...Object.values(this.sampling ?? {}), ...Object.values(this.expansion ?? {}), ...(this.chain ? [this.chain.feedIds, this.chain.feedPositions, this.chain.drafts, this.chain.positions] : []), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
   }
 }

@@ -54,6 +54,8 @@ export class Gpu {
   private nextBufferId = 1;
   /** Bind groups created, for tests and benchmarks. */
   bindGroupsCreated = 0;
+  /** Queue submissions (run() and read()), for tests and benchmarks: each one is a wait for the GPU. */
+  submissions = 0;
 
   constructor(
     readonly device: GPUDevice,
@@ -217,6 +219,7 @@ export class Gpu {
       }
       this.flushUniforms();
       device.queue.submit([encoder.finish()]);
+      this.submissions++;
     } catch (error) {
       thrown = error;
       for (const chunk of this.uniformChunks) chunk.used = 0;
@@ -247,6 +250,7 @@ export class Gpu {
       const encoder = this.device.createCommandEncoder({ label: 'readback' });
       encoder.copyBufferToBuffer(buffer, offset, staging, 0, bytes);
       this.device.queue.submit([encoder.finish()]);
+      this.submissions++;
       await new Promise<void>((resolve, reject) => {
         this.pendingReads.add(reject);
         staging.mapAsync(GPUMapMode.READ, 0, bytes).then(resolve, reject).finally(() => this.pendingReads.delete(reject));

@@ -14,3 +14,8 @@ export function gumbelTopRef(q: ArrayLike<number>, m: number, seed: number, step
   keys.sort((a, b) => b.key - a.key || a.i - b.i);
   return keys.slice(0, m).map((k) => k.i);
 }
+
+/** What chainIds writes: the root, then the first u32 of each of `count` chain regions. */
+export function chainIdsRef(chain: Uint32Array, root: number, count: number, stride: number): Uint32Array {
+  return Uint32Array.from({ length: count + 1 }, (_, i) => (i === 0 ? root : chain[(i - 1) * stride]));
+}

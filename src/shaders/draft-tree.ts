@@ -42,3 +42,25 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   out[index] = select(0.0, x[(index / params.m) * params.n + id], id < params.n);
 }
 `;
+
+/**
+ * A GPU-chained draft (A1 without round trips) into a verify step's ids: ids[0] = root, then
+ * ids[1 + i] = chain[i * stride] for i < count (each chained draft step's argmax sits at the start
+ * of its own aligned region, where the next draft forward binds it as its one input id).
+ */
+export const chainIdsWgsl = () => /* wgsl */ `
+struct Params { count: u32, root: u32, stride: u32 }
+@group(0) @binding(0) var<storage, read> chain: array<u32>;
+@group(0) @binding(1) var<storage, read_write> ids: array<u32>;
+@group(0) @binding(2) var<uniform> params: Params;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  if (i > params.count) { return; }
+  if (i == 0u) {
+    ids[0] = params.root;
+  } else {
+    ids[i] = chain[(i - 1u) * params.stride];
+  }
+}
+`;

@@ -4,7 +4,10 @@
 // wait in a heap ordered by path probability (the product of the drafter's q along the path), and
 // the likeliest are added, `width` per expansion, until the budget or the depth limit is reached.
 // With branching 1 and width 1 the tree is a chain (A1).
-// Greedy decoding drafts the drafter's likeliest children. Sampling draws each node's children
+// A greedy chain runs on the GPU without round trips: the drafter's forwards, each fed the argmax
+// of the one before, are recorded into the target's verify submission, so a speculative step
+// costs one round trip, as a plain decoding step does (the first chain runs on its own, timed,
+// for the sizing). Greedy trees draft the drafter's likeliest children. Sampling draws each node's children
 // from the drafter's own sampling distribution q without replacement (Gumbel-top-k, its own
 // uniforms) and hands the q rows to the verify step, which walks siblings with recursive rejection
 // sampling (A4), so the output is distributed as plain sampling's. The draft keeps its own KV
@@ -14,7 +17,7 @@ import { copy } from '../../kernels/elementwise';
 import type { Decoder } from '../../models/decoder';
 import { EngineError } from '../errors';
 import { type DraftProbs, Session, type TreeSampling } from '../session';
-import { type DraftTree, EMPTY_TREE, type Strategy } from './strategy';
+import { type DraftTree, EMPTY_TREE, type GpuDraftTree, type Strategy, chain } from './strategy';
 
 export interface DraftModelOptions {
   /** Deepest draft (tokens along one path). Default 4. */
@@ -46,6 +49,8 @@ export class DraftModel implements Strategy {
   /** Mean wall time of one expansion (a draft forward over the tree), for sizing. */
   private msPerExpansion = 0;
   private timed = 0;
+  /** A greedy chain's wall time per draft, measured on its first chain (0: not yet). */
+  private msPerChained = 0;
   /** q rows for sampled drafts (row i: what node i's children were drawn from), made on first use. */
   private probs?: DraftProbs;
   /** q rows by node creation order, copied into `probs` in the tree's final order. */
@@ -62,7 +67,7 @@ export class DraftModel implements Strategy {
     this.session = new Session(gpu, draft, { contextLength: options.contextLength ?? Math.min(draft.config.contextLength, 2048) });
   }
 
-  async propose(context: readonly number[], root: number, budget: number, sampling?: TreeSampling): Promise<DraftTree> {
+  async propose(context: readonly number[], root: number, budget: number, sampling?: TreeSampling): Promise<DraftTree | GpuDraftTree> {
     const want = Math.min(budget, this.session.capacity - context.length - 1, this.session.scratch.maxTokens - 1);
     if (want < 1) return EMPTY_TREE;
     // Roll the draft's cache back to what it shares with the committed text, then catch up.
@@ -70,6 +75,7 @@ export class DraftModel implements Strategy {
     let common = 0;
     while (common < cached.length && common < context.length && cached[common] === context[common]) common++;
     this.session.truncate(common);
+    if (!sampling && this.branching === 1) return this.greedyChain(context.slice(common), root, Math.min(want, this.draftLength));
     await this.session.prefill(context.slice(common));
 
     const width = this.branching === 1 ? 1 : Math.ceil(want / this.draftLength);
@@ -130,6 +136,31 @@ export class DraftModel implements Strategy {
     return { ...tree, draftProbs: probs };
   }
 
+  /**
+   * A greedy chain of `count` drafts after the catch-up tokens and the root: recorded into the
+   * verify submission, or, the first time and with A8's stop (which needs the probabilities
+   * first), run and read back on its own.
+   */
+  private async greedyChain(catchUp: number[], root: number, count: number): Promise<DraftTree | GpuDraftTree> {
+    if (catchUp.length >= this.session.stepTokens) {
+      await this.session.prefill(catchUp);
+      catchUp = [];
+    }
+    const feed = [...catchUp, root];
+    if (this.msPerChained && this.minConfidence === 0) {
+      return {
+        parents: Array.from({ length: count }, (_, i) => i - 1),
+        fill: (pass, ids, verifyRoot) => void this.session.recordGreedyChain(pass, feed, count, { keepFeed: true, into: { ids, root: verifyRoot } }),
+      };
+    }
+    const start = performance.now();
+    const drafts = await this.session.greedyChain(feed, count, { keepFeed: true });
+    if (!this.msPerChained) this.msPerChained = (performance.now() - start) / count;
+    // A8: a draft the drafter itself doubts ends the chain (and is not proposed).
+    const doubted = drafts.findIndex((d) => d.probability < this.minConfidence);
+    return chain(drafts.slice(0, doubted < 0 ? count : doubted).map((d) => d.token));
+  }
+
   /** Rows padded to the storage offset alignment, so that each can be bound on its own. */
   private rows(which: 'probs' | 'staging', count: number): DraftProbs {
     const existing = this[which];
@@ -145,7 +176,9 @@ export class DraftModel implements Strategy {
   }
 
   draftMs(n: number): number {
-    // Expansions: one per level, at most draftLength, at most one per node.
+    // A chain: one draft forward per node. A tree: one expansion per level, at most draftLength,
+    // at most one per node.
+    if (this.branching === 1 && this.msPerChained) return Math.min(n, this.draftLength) * this.msPerChained;
     return Math.min(n, this.draftLength) * this.msPerExpansion;
   }
 

@@ -2,11 +2,15 @@
 // drafts a chain for the full model to verify. No second model, no extra memory: the draft runs
 // on the session's own KV cache, at the slots the verify pass then overwrites.
 //
+// Drafting is chained on the GPU and, after the first (timed) step, recorded into the verify
+// submission itself, so a step costs one round trip, as plain decoding's does (with A8's stop the
+// drafts are read back first, since the stop needs their probabilities).
+//
 // Which layers to skip is measured, not guessed: `calibrate` runs each candidate set (one middle
 // layer, two, alternate layers, ...) on the text at hand and keeps the one whose drafts the full
 // model accepts most per unit of drafting time.
 import type { Session } from '../session';
-import { type DraftTree, EMPTY_TREE, type Strategy, acceptGreedy, chain } from './strategy';
+import { type DraftTree, EMPTY_TREE, type GpuDraftTree, type Strategy, acceptGreedy, chain } from './strategy';
 
 export interface LayerSkipOptions {
   /** Tokens drafted per step. Default 3. */
@@ -81,9 +85,15 @@ export class LayerSkip implements Strategy {
     return { skip: best.skip, scores };
   }
 
-  async propose(_context: readonly number[], root: number, budget: number): Promise<DraftTree> {
+  async propose(_context: readonly number[], root: number, budget: number): Promise<DraftTree | GpuDraftTree> {
     const want = Math.min(this.draftLength, budget);
     if (want < 1) return EMPTY_TREE;
+    if (this.timed && !this.options.minConfidence) {
+      return {
+        parents: Array.from({ length: want }, (_, i) => i - 1),
+        fill: (pass, ids, verifyRoot) => void this.session.recordGreedyChain(pass, [verifyRoot], want, { skipLayers: this.skip, into: { ids, root: verifyRoot } }),
+      };
+    }
     const start = performance.now();
     const drafts = await this.session.draftSkipping(root, want, this.skip, this.options.minConfidence);
     this.msPerToken = (this.msPerToken * this.timed + (performance.now() - start) / want) / ++this.timed;
