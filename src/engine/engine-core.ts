@@ -12,7 +12,7 @@ import { readGGUF, type GGUFFile } from '../formats/gguf-reader';
 import { openGGUFModel } from '../loading/gguf-model';
 import { type DownloadProgress, type ModelSource, type OpenModelOptions, openModelFiles } from '../loading/model-files';
 import { EngineError, toEngineError } from './errors';
-import { AbortError, type GenerateResult, type GenerationStats, type SamplingParams, generate } from './generate';
+import { AbortError, DEFAULT_TEMPERATURE, type GenerateResult, type GenerationStats, type SamplingParams, generate } from './generate';
 import { DraftModel } from './speculative/draft-model';
 import { type SpeculativeStats, generateSpeculative } from './speculative/generate';
 import { PromptLookup } from './speculative/prompt-lookup';
@@ -130,7 +130,9 @@ export interface SpeculativeRequest {
   draftLength?: number;
   /**
    * draft-model: children drafted per node (DySpec tree, A3; siblings are sampled without
-   * replacement when sampling, A4). 1 = a chain. Default 4: a tree of up to maxNodes nodes.
+   * replacement when sampling, A4). 1 = a chain. Default: 1 for greedy decoding (a chain is drafted
+   * on the GPU inside the verify submission, one round trip per step), 4 when sampling (a tree of
+   * up to maxNodes nodes).
    */
   branching?: number;
   /** 'auto' (default): size each step's draft by the measured verify cost on this device, down to plain decoding; 'fixed': always maxNodes. */
@@ -379,7 +381,7 @@ export class EngineCore {
           const policy = session.compressed?.policy ?? session.selection?.policy;
           if (policy) throw new EngineError('unsupported', `speculative decoding on a session with a KV policy (${policy.name}) is not supported yet`);
           if (session.tokens.includes(IMAGE_TOKEN)) throw new EngineError('unsupported', 'speculative decoding after an image in the session is not supported yet');
-          const strategy = await this.strategy(request.speculative, session, generateRequest.tokens);
+          const strategy = await this.strategy(request.speculative, session, generateRequest.tokens, (request.temperature ?? DEFAULT_TEMPERATURE) === 0);
           try {
             const r = await generateSpeculative(decoder, tokenizer, session, generateRequest, strategy, { maxNodes: request.speculative.maxNodes, sizing: request.speculative.sizing ?? 'auto' });
             ({ speculative, ...result } = r);
@@ -473,7 +475,7 @@ export class EngineCore {
   }
 
   /** The strategy for a request; Token Recycling's candidate matrix lives as long as the model (hot start). */
-  private async strategy(request: SpeculativeRequest, session: Session, text: number[]): Promise<Strategy> {
+  private async strategy(request: SpeculativeRequest, session: Session, text: number[], greedy: boolean): Promise<Strategy> {
     const { decoder, info } = this.model();
     const confidence = request.minConfidence ?? 0;
     if (!(confidence >= 0 && confidence <= 1)) throw new EngineError('bad-request', `speculative.minConfidence must be in [0, 1], got ${request.minConfidence}`);
@@ -485,7 +487,7 @@ export class EngineCore {
         return this.recycling;
       case 'draft-model':
         if (!this.draft) throw new EngineError('bad-request', 'no draft model is loaded: call loadDraft() first');
-        return new DraftModel(this.gpu!, this.draft.decoder, decoder, { draftLength: request.draftLength, branching: request.branching ?? 4, contextLength: info.sessionContext, minConfidence: request.minConfidence });
+        return new DraftModel(this.gpu!, this.draft.decoder, decoder, { draftLength: request.draftLength, branching: request.branching ?? (greedy ? 1 : 4), contextLength: info.sessionContext, minConfidence: request.minConfidence });
       case 'layer-skip': {
         const strategy = new LayerSkip(session, info.layers, { draftLength: request.draftLength, skip: this.layerSkipSet, minConfidence: request.minConfidence });
         // Which layers to skip is measured once per model, on the first prompt long enough to tell.
