@@ -540,9 +540,9 @@ export class Session {
     for (let i = 0; i < count; i++) {
       const rows = i === 0 ? feed.length : 1;
       const at = i === 0 ? first : root + i;
-      const positions = i === 0 ? b.feedPositions : region(b.positions, i, 4);
+      const placed = i === 0 ? b.feedPositions : region(b.positions, i, 4); // positions and slots are equal here
       this.model.forward(pass, this.scratch, this.caches, {
-        count: rows, ids: i === 0 ? b.feedIds : region(b.drafts, i - 1, 4), positions, slots: positions,
+        count: rows, ids: i === 0 ? b.feedIds : region(b.drafts, i - 1, 4), positions: placed, slots: placed,
         queryStart: at, kvLen: at + rows, mask: { kind: 'causal' }, logits: 'last', skipLayers: options.skipLayers,
       });
       top1(this.gpu, pass, { x: this.scratch.logits, out: region(b.drafts, i, 8), rows: 1, n: this.model.config.vocabSize });

@@ -1,6 +1,7 @@
 """Builds tokenwise's reference models from scratch: `python3 tools/train/train.py [stage ...]`.
 
-Stages: tokenizer, target, draft, vlm, export (default: all, in that order). Intermediate files go
+Stages: tokenizer, target, draft, vlm, export (default: all, in that order); export-vlm writes
+the VLM's files and figures alone (after `tokenizer vlm`, when only the VLM was retrained). Intermediate files go
 to tools/train/out/ (ignored by git); export writes F32 GGUFs there and the reference outputs and
 figures under models/; `npx tsx tools/train/export.ts` then writes the committed GGUF files.
 """
@@ -38,6 +39,13 @@ def main(stages):
             figures = {name: lm.export_lm(name, OUT, REFERENCE) for name in ("target", "draft")}
             lm.write_held_out_sample(REFERENCE)
             import vlm
+            figures["vlm"] = vlm.export_vlm(OUT, MODELS, REFERENCE)
+            with open(os.path.join(MODELS, "figures.json"), "w") as f:
+                json.dump(figures, f, indent=1)
+        elif stage == "export-vlm":  # the VLM alone, after retraining only it
+            import vlm
+            with open(os.path.join(MODELS, "figures.json")) as f:
+                figures = json.load(f)
             figures["vlm"] = vlm.export_vlm(OUT, MODELS, REFERENCE)
             with open(os.path.join(MODELS, "figures.json"), "w") as f:
                 json.dump(figures, f, indent=1)
