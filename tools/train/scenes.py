@@ -57,7 +57,7 @@ def make_scene(rng):
     for index in chosen:
         shape, color = pairs[index]
         for _ in range(100):  # place without overlapping the others
-            r = rng.uniform(7, 11)
+            r = rng.uniform(6, 10)
             cx, cy = rng.uniform(r + 2, IMAGE_SIZE - r - 2, size=2)
             if all((cx - o["x"]) ** 2 + (cy - o["y"]) ** 2 > (r + o["r"] + 3) ** 2 for o in objects):
                 break
@@ -108,22 +108,6 @@ def presence_labels(objects):
     for o in objects:
         labels[SHAPES.index(o["shape"]) * len(COLOR_NAMES) + COLOR_NAMES.index(o["color"])] = 1
     return labels
-
-
-def patch_labels(objects, patch):
-    """Per patch, the shape and colour (1-based; 0 = background) of the object that covers most of
-    it, if that is at least a quarter of the patch: the ViT's dense auxiliary targets."""
-    side = IMAGE_SIZE // patch
-    best = np.zeros((side, side), dtype=np.float32)
-    shape_ids = np.zeros((side, side), dtype=np.int64)
-    color_ids = np.zeros((side, side), dtype=np.int64)
-    for o in objects:
-        cover = _mask(o["shape"], o["x"], o["y"], o["r"]).reshape(side, patch, side, patch).mean(axis=(1, 3))
-        wins = (cover >= 0.25) & (cover > best)
-        best[wins] = cover[wins]
-        shape_ids[wins] = SHAPES.index(o["shape"]) + 1
-        color_ids[wins] = COLOR_NAMES.index(o["color"]) + 1
-    return shape_ids.reshape(-1), color_ids.reshape(-1)
 
 
 def prompt_text(question):

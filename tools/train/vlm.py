@@ -4,9 +4,7 @@ decoder that reads the 144 projected patch embeddings before the question.
 
 The class token also learns an auxiliary task (which shape-colour pairs the scene holds), as
 CLIP's class token learns a contrastive one, so that its attention means something to [CLS]-based
-pruning. Every patch token learns the shape and colour that covers it: without that dense target,
-the answer loss alone never taught this small ViT to tell shapes apart. These heads are not
-exported.
+pruning. That head is not exported.
 """
 import json
 import math
@@ -68,8 +66,6 @@ class VisionTower(nn.Module):
         self.mm0 = nn.Linear(VIT_DIM, LM_CONFIG.dim)
         self.mm2 = nn.Linear(LM_CONFIG.dim, LM_CONFIG.dim)
         self.aux = nn.Linear(VIT_DIM, len(scenes.SHAPES) * len(scenes.COLOR_NAMES))
-        self.aux_patch_shape = nn.Linear(VIT_DIM, len(scenes.SHAPES) + 1)
-        self.aux_patch_color = nn.Linear(VIT_DIM, len(scenes.COLOR_NAMES) + 1)
 
     def encode(self, pixels):
         """pixels [batch, 3, H, W], normalised -> hidden states [batch, 1 + patches, dim], class token first."""
@@ -104,7 +100,7 @@ class VLM(nn.Module):
 
 
 def batch(rng, sp, size):
-    images, texts, answers, labels, patch_shapes, patch_colors = [], [], [], [], [], []
+    images, texts, answers, labels = [], [], [], []
     while len(images) < size:
         image, objects = scenes.make_scene(rng)
         qa = scenes.ask(rng, objects)
@@ -114,66 +110,13 @@ def batch(rng, sp, size):
         texts.append(sp.encode(scenes.prompt_text(qa[1])))
         answers.append(sp.encode(" " + qa[2]) + [sp.eos_id()])
         labels.append(scenes.presence_labels(objects))
-        shapes, colors = scenes.patch_labels(objects, PATCH)
-        patch_shapes.append(shapes)
-        patch_colors.append(colors)
     length = max(len(t) + len(a) for t, a in zip(texts, answers))
     ids = torch.full((size, length), sp.eos_id())
     target = torch.full((size, length), -100)  # loss on the answer and its EOS only
     for i, (t, a) in enumerate(zip(texts, answers)):
         ids[i, :len(t) + len(a)] = torch.tensor(t + a)
         target[i, len(t) - 1:len(t) + len(a) - 1] = torch.tensor(a)
-    patches = (torch.from_numpy(np.stack(patch_shapes)), torch.from_numpy(np.stack(patch_colors)))
-    return np.stack(images), ids, target, torch.from_numpy(np.stack(labels)), patches
-
-
-def losses(model, images, ids, target, labels, patches):
-    """(answer loss, auxiliary loss, answer logits)."""
-    embeddings, hidden = model.sequence(images, ids)
-    logits = model.lm.logits(model.lm.hidden(embeddings)[:, -ids.shape[1]:])
-    answer_loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)
-    vision = model.vision
-    aux_loss = (F.binary_cross_entropy_with_logits(vision.aux(hidden[:, 0]), labels)
-                + F.cross_entropy(vision.aux_patch_shape(hidden[:, 1:]).flatten(0, 1), patches[0].flatten())
-                + F.cross_entropy(vision.aux_patch_color(hidden[:, 1:]).flatten(0, 1), patches[1].flatten()))
-    return answer_loss, aux_loss, logits
-
-
-@torch.no_grad()
-def validate(model, validation):
-    """Share of answers right token for token (teacher-forced), per question type."""
-    images, ids, target, labels, patches, kinds = validation
-    _, _, logits = losses(model, images, ids, target, labels, patches)
-    right = ((logits.argmax(-1) == target) | (target == -100)).all(dim=1)
-    return {k: round(float(right[[i for i, q in enumerate(kinds) if q == k]].float().mean()), 2) for k in scenes.QUESTION_TYPES}
-
-
-def validation_set(sp, per_type=40):
-    """Fixed questions from scenes the training never sees, for progress reports."""
-    rng = np.random.default_rng(7)
-    parts, kinds = [], []
-    for kind in scenes.QUESTION_TYPES:
-        made = 0
-        while made < per_type:
-            image, objects = scenes.make_scene(rng)
-            qa = scenes.ask(rng, objects, kind)
-            if qa is None:
-                continue
-            parts.append((image, objects, qa))
-            kinds.append(kind)
-            made += 1
-    texts = [sp.encode(scenes.prompt_text(qa[1])) for _, _, qa in parts]
-    answers = [sp.encode(" " + qa[2]) + [sp.eos_id()] for _, _, qa in parts]
-    length = max(len(t) + len(a) for t, a in zip(texts, answers))
-    ids = torch.full((len(parts), length), sp.eos_id())
-    target = torch.full((len(parts), length), -100)
-    for i, (t, a) in enumerate(zip(texts, answers)):
-        ids[i, :len(t) + len(a)] = torch.tensor(t + a)
-        target[i, len(t) - 1:len(t) + len(a) - 1] = torch.tensor(a)
-    labels = torch.from_numpy(np.stack([scenes.presence_labels(o) for _, o, _ in parts]))
-    patch = [scenes.patch_labels(o, PATCH) for _, o, _ in parts]
-    patches = (torch.from_numpy(np.stack([p[0] for p in patch])), torch.from_numpy(np.stack([p[1] for p in patch])))
-    return np.stack([image for image, _, _ in parts]), ids, target, labels, patches, kinds
+    return np.stack(images), ids, target, torch.from_numpy(np.stack(labels))
 
 
 def train_vlm(out):
@@ -183,13 +126,15 @@ def train_vlm(out):
     model = VLM()
     lm.log(f"vlm: {sum(p.numel() for p in model.parameters()):,} parameters")
     optimizer = torch.optim.AdamW(model.parameters(), weight_decay=0.05, betas=(0.9, 0.95))
-    validation = validation_set(sp)
     start = time.time()
     for step in range(STEPS):
-        images, ids, target, labels, patches = batch(rng, sp, BATCH)
+        images, ids, target, labels = batch(rng, sp, BATCH)
         for group in optimizer.param_groups:
             group["lr"] = lm.lr_at(step, STEPS, peak=2e-3, warmup=60)
-        answer_loss, aux_loss, _ = losses(model, images, ids, target, labels, patches)
+        embeddings, hidden = model.sequence(images, ids)
+        logits = model.lm.logits(model.lm.hidden(embeddings)[:, -ids.shape[1]:])
+        answer_loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)
+        aux_loss = F.binary_cross_entropy_with_logits(model.vision.aux(hidden[:, 0]), labels)
         loss = answer_loss + 0.5 * aux_loss
         optimizer.zero_grad()
         loss.backward()
@@ -197,10 +142,6 @@ def train_vlm(out):
         optimizer.step()
         if step % 20 == 0 or step == STEPS - 1:
             lm.log(f"vlm step {step}/{STEPS} answer loss {answer_loss.item():.3f} aux {aux_loss.item():.3f} ({time.time() - start:.0f} s)")
-        if step % 200 == 199:
-            model.eval()
-            lm.log(f"vlm step {step + 1} validation {json.dumps(validate(model, validation))}")
-            model.train()
     torch.save({"state": model.state_dict(), "train_seconds": time.time() - start}, os.path.join(out, "vlm.pt"))
 
 
