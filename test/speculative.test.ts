@@ -258,6 +258,17 @@ describe('hardware-aware sizing', () => {
     }
   });
 
+  it('chooses again right after the first speculative step, once the drafts\' cost is known', () => {
+    // The drafter's cost is unknown (0) until it has drafted once; then it is too dear.
+    let draftMs = 0;
+    const sizer = new DraftSizer(() => (draftMs > 0 ? 0 : 4), 10, false, 4);
+    expect(sizer.next(0)).toBe(4);
+    draftMs = 50;
+    sizer.record(0, 4, 2, 80);
+    expect(sizer.next(1)).toBe(0);
+    expect(sizer.next(2)).toBe(0);
+  });
+
   it('counts a draft model\'s own time against it', () => {
     const flat = costs((rows) => 1 + 0.01 * rows);
     const expected = (n: number) => 1 + 0.6 * Math.min(n, 4);

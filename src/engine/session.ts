@@ -101,7 +101,7 @@ export class Session {
 
   constructor(
     private readonly gpu: Gpu,
-    private readonly model: Decoder,
+    readonly model: Decoder,
     options: SessionOptions = {},
   ) {
     const c = model.config;

@@ -32,6 +32,13 @@ export interface DraftModelOptions {
   contextLength?: number;
 }
 
+/**
+ * What a draft model's drafting cost on this device, kept per draft model across requests (each
+ * request makes its own DraftModel), so that the sizing prices drafts right from a request's
+ * first step.
+ */
+const timings = new WeakMap<Decoder, { msPerExpansion: number; msPerChained: number }>();
+
 interface Node {
   token: number;
   parent: number;
@@ -47,10 +54,10 @@ export class DraftModel implements Strategy {
   private readonly branching: number;
   private readonly minConfidence: number;
   /** Mean wall time of one expansion (a draft forward over the tree), for sizing. */
-  private msPerExpansion = 0;
+  private msPerExpansion: number;
   private timed = 0;
   /** A greedy chain's wall time per draft, measured on its first chain (0: not yet). */
-  private msPerChained = 0;
+  private msPerChained: number;
   /** q rows for sampled drafts (row i: what node i's children were drawn from), made on first use. */
   private probs?: DraftProbs;
   /** q rows by node creation order, copied into `probs` in the tree's final order. */
@@ -65,6 +72,8 @@ export class DraftModel implements Strategy {
     if (!Number.isInteger(this.branching) || this.branching < 1 || this.branching > 16) throw new EngineError('bad-request', `branching must be 1..16, got ${options.branching}`);
     this.minConfidence = options.minConfidence ?? 0;
     this.session = new Session(gpu, draft, { contextLength: options.contextLength ?? Math.min(draft.config.contextLength, 2048) });
+    ({ msPerExpansion: this.msPerExpansion, msPerChained: this.msPerChained } = timings.get(draft) ?? { msPerExpansion: 0, msPerChained: 0 });
+    this.timed = this.msPerExpansion ? 1 : 0;
   }
 
   async propose(context: readonly number[], root: number, budget: number, sampling?: TreeSampling): Promise<DraftTree | GpuDraftTree> {
@@ -97,6 +106,7 @@ export class DraftModel implements Strategy {
         staging && { probs: staging, rows: order.map((i) => (fresh.includes(i) ? i : -1)) },
       );
       this.msPerExpansion = (this.msPerExpansion * this.timed + performance.now() - start) / ++this.timed;
+      timings.set(this.draft, { msPerExpansion: this.msPerExpansion, msPerChained: this.msPerChained });
       for (const parent of fresh) {
         if (nodes[parent].depth >= this.draftLength) continue;
         const drawn: Node[] = [];
@@ -155,7 +165,10 @@ export class DraftModel implements Strategy {
     }
     const start = performance.now();
     const drafts = await this.session.greedyChain(feed, count, { keepFeed: true });
-    if (!this.msPerChained) this.msPerChained = (performance.now() - start) / count;
+    if (!this.msPerChained) {
+      this.msPerChained = (performance.now() - start) / count;
+      timings.set(this.draft, { msPerExpansion: this.msPerExpansion, msPerChained: this.msPerChained });
+    }
     // A8: a draft the drafter itself doubts ends the chain (and is not proposed).
     const doubted = drafts.findIndex((d) => d.probability < this.minConfidence);
     return chain(drafts.slice(0, doubted < 0 ? count : doubted).map((d) => d.token));

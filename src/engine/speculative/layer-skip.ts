@@ -21,6 +21,9 @@ export interface LayerSkipOptions {
   minConfidence?: number;
 }
 
+/** Drafting time per token by model and skip set, kept across requests (each makes its own LayerSkip). */
+const timings = new WeakMap<object, Map<string, number>>();
+
 /** Candidate skip sets for a model of `layers` layers: never the first or the last layer. */
 export function skipCandidates(layers: number): number[][] {
   const middle = Array.from({ length: Math.max(0, layers - 2) }, (_, i) => i + 1);
@@ -88,6 +91,11 @@ export class LayerSkip implements Strategy {
   async propose(_context: readonly number[], root: number, budget: number): Promise<DraftTree | GpuDraftTree> {
     const want = Math.min(this.draftLength, budget);
     if (want < 1) return EMPTY_TREE;
+    const known = this.knownTimings().get(this.skipped.join());
+    if (!this.timed && known) {
+      this.msPerToken = known;
+      this.timed = 1;
+    }
     if (this.timed && !this.options.minConfidence) {
       return {
         parents: Array.from({ length: want }, (_, i) => i - 1),
@@ -97,10 +105,17 @@ export class LayerSkip implements Strategy {
     const start = performance.now();
     const drafts = await this.session.draftSkipping(root, want, this.skip, this.options.minConfidence);
     this.msPerToken = (this.msPerToken * this.timed + (performance.now() - start) / want) / ++this.timed;
+    this.knownTimings().set(this.skipped.join(), this.msPerToken);
     return chain(drafts);
   }
 
   draftMs(n: number): number {
-    return n * this.msPerToken;
+    return n * (this.msPerToken || (this.knownTimings().get(this.skipped.join()) ?? 0));
+  }
+
+  private knownTimings(): Map<string, number> {
+    let known = timings.get(this.session.model);
+    if (!known) timings.set(this.session.model, (known = new Map()));
+    return known;
   }
 }

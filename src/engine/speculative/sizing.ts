@@ -106,7 +106,8 @@ const MAX_BACKOFF = 512;
 
 /**
  * Per-step draft sizes for one generation. `choose()` is the cost model's choice (re-asked every
- * 8 steps, as acceptance statistics change); on top of it, what speculation really delivers is
+ * 8 steps, as acceptance statistics change, and after the first speculative step, which tells
+ * the strategy what its drafts cost); on top of it, what speculation really delivers is
  * timed: after JUDGE_AFTER speculative steps their tokens per millisecond are compared with plain
  * decoding's, and if they lose, speculation is off for FIRST_BACKOFF steps, then twice as long
  * after each further loss. So a choice that the model got wrong costs a few steps, not the run.
@@ -116,6 +117,9 @@ export class DraftSizer {
   private offUntil = 0;
   private backoff = FIRST_BACKOFF;
   private window = { steps: 0, tokens: 0, ms: 0 };
+  /** Whether a speculative step has run: the first one tells the strategy its drafting cost. */
+  private drafted = false;
+  private rechoose = false;
 
   /**
    * @param plainMs one plain decoding step's wall time (updated from the plain steps taken)
@@ -126,7 +130,8 @@ export class DraftSizer {
 
   next(step: number): number {
     if (step < this.offUntil) return 0;
-    if (step % 8 === 0 || step === this.offUntil) this.chosen = this.choose();
+    if (step % 8 === 0 || step === this.offUntil || this.rechoose) this.chosen = this.choose();
+    this.rechoose = false;
     if (this.chosen === 0) return this.probe && step % 16 === 15 ? Math.min(2, this.maxNodes) : 0;
     return this.chosen;
   }
@@ -137,6 +142,9 @@ export class DraftSizer {
       this.plainMs = 0.8 * this.plainMs + 0.2 * ms;
       return;
     }
+    // The first draft's cost is now known (a draft model's forwards, say): choose again at once
+    // rather than after 8 steps priced at nothing.
+    if (!this.drafted) this.drafted = this.rechoose = true;
     this.window.steps++;
     this.window.tokens += tokens;
     this.window.ms += ms;
