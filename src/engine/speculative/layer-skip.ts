@@ -9,6 +9,7 @@
 // Which layers to skip is measured, not guessed: `calibrate` runs each candidate set (one middle
 // layer, two, alternate layers, ...) on the text at hand and keeps the one whose drafts the full
 // model accepts most per unit of drafting time.
+import type { Decoder } from '../../models/decoder';
 import type { Session } from '../session';
 import { type DraftTree, EMPTY_TREE, type GpuDraftTree, type Strategy, acceptGreedy, chain } from './strategy';
 
@@ -22,7 +23,7 @@ export interface LayerSkipOptions {
 }
 
 /** Drafting time per token by model and skip set, kept across requests (each makes its own LayerSkip). */
-const timings = new WeakMap<object, Map<string, number>>();
+const timings = new WeakMap<Decoder, Map<string, number>>();
 
 /** Candidate skip sets for a model of `layers` layers: never the first or the last layer. */
 export function skipCandidates(layers: number): number[][] {
