@@ -148,9 +148,10 @@ for (const name of ['target', 'draft']) {
 }
 
 /**
- * The F16 target re-typed as llama-quantize's Q4_K_M types it: Q6_K for attn_v, ffn_down and
- * output, Q4_K for the other matrices, and Q8_0 (llama.cpp's fallback for Q6_K) where rows are
- * not whole 256-value super-blocks (ffn_down's 704 columns).
+ * The F16 target re-typed in the manner of llama-quantize's Q4_K_M: Q6_K for attn_v, ffn_down
+ * and output (Q4_K_M gives attn_v and ffn_down Q6_K in some layers; here in all), Q4_K for the
+ * other matrices, and Q8_0 (llama.cpp's fallback for Q6_K) where rows are not whole 256-value
+ * super-blocks (ffn_down's 704 columns).
  */
 async function kQuantMix(file: string): Promise<Uint8Array> {
   const source = await readGGUF(readFileSync(join(MODELS, file)));
