@@ -552,12 +552,18 @@ export class Session {
     return { drafts: b.drafts, stride };
   }
 
-  /** recordGreedyChain in a submission of its own, the drafts and their probabilities read back. */
-  async greedyChain(feed: number[], count: number, options: Omit<ChainOptions, 'into'> = {}): Promise<Array<{ token: number; probability: number }>> {
+  /**
+   * recordGreedyChain in a submission of its own, the drafts read back (self-speculation, A9, calls
+   * it with `skipLayers` and no `keepFeed`). A8: the chain ends before the first draft whose
+   * probability under the drafter is below `minConfidence` (it is not proposed).
+   */
+  async greedyChain(feed: number[], count: number, options: Omit<ChainOptions, 'into'> & { minConfidence?: number } = {}): Promise<number[]> {
     let chained: { drafts: GPUBuffer; stride: number } | undefined;
     await this.gpu.run((pass) => (chained = this.recordGreedyChain(pass, feed, count, options)), 'greedy chain');
     const words = await this.gpu.readU32(chained!.drafts, count * chained!.stride);
-    return readTop1(Uint32Array.from({ length: 2 * count }, (_, i) => words[(i >> 1) * chained!.stride + (i & 1)]));
+    const drafts = readTop1(Uint32Array.from({ length: 2 * count }, (_, i) => words[(i >> 1) * chained!.stride + (i & 1)]));
+    const doubted = drafts.findIndex((d) => d.probability < (options.minConfidence ?? 0));
+    return drafts.slice(0, doubted < 0 ? count : doubted).map((d) => d.token);
   }
 
   private chainBuffers(count: number, stride: number) {
@@ -571,19 +577,6 @@ export class Session {
       };
     }
     return this.chain;
-  }
-
-  /**
-   * Self-speculative drafting (A9): greedy tokens from the model with `skip` layers left out,
-   * starting with `root` at the slot after the cache, chained on the GPU (one round trip). The
-   * executed layers' K/V land in the slots after the cache, and the verify pass later overwrites
-   * every layer's. A8: the chain ends before the first draft whose probability is below
-   * `minConfidence`. The cache length is unchanged.
-   */
-  async draftSkipping(root: number, count: number, skip: ReadonlySet<number>, minConfidence = 0): Promise<number[]> {
-    const drafts = await this.greedyChain([root], count, { skipLayers: skip });
-    const doubted = drafts.findIndex((d) => d.probability < minConfidence);
-    return drafts.slice(0, doubted < 0 ? count : doubted).map((d) => d.token);
   }
 
   /**

@@ -37,7 +37,15 @@ export interface DraftModelOptions {
  * request makes its own DraftModel), so that the sizing prices drafts right from a request's
  * first step.
  */
-const timings = new WeakMap<Decoder, { msPerExpansion: number; msPerChained: number }>();
+const timings = new WeakMap<Decoder, DraftTiming>();
+
+interface DraftTiming {
+  /** Mean wall time of one expansion (a draft forward over the tree), over `expansions`. */
+  msPerExpansion: number;
+  expansions: number;
+  /** A greedy chain's wall time per draft, measured on its first chain (0: not yet). */
+  msPerChained: number;
+}
 
 interface Node {
   token: number;
@@ -53,11 +61,8 @@ export class DraftModel implements Strategy {
   private readonly draftLength: number;
   private readonly branching: number;
   private readonly minConfidence: number;
-  /** Mean wall time of one expansion (a draft forward over the tree), for sizing. */
-  private msPerExpansion: number;
-  private timed = 0;
-  /** A greedy chain's wall time per draft, measured on its first chain (0: not yet). */
-  private msPerChained: number;
+  /** Drafting costs for sizing, shared by every DraftModel on this draft model. */
+  private readonly timing: DraftTiming;
   /** q rows for sampled drafts (row i: what node i's children were drawn from), made on first use. */
   private probs?: DraftProbs;
   /** q rows by node creation order, copied into `probs` in the tree's final order. */
@@ -72,8 +77,9 @@ export class DraftModel implements Strategy {
     if (!Number.isInteger(this.branching) || this.branching < 1 || this.branching > 16) throw new EngineError('bad-request', `branching must be 1..16, got ${options.branching}`);
     this.minConfidence = options.minConfidence ?? 0;
     this.session = new Session(gpu, draft, { contextLength: options.contextLength ?? Math.min(draft.config.contextLength, 2048) });
-    ({ msPerExpansion: this.msPerExpansion, msPerChained: this.msPerChained } = timings.get(draft) ?? { msPerExpansion: 0, msPerChained: 0 });
-    this.timed = this.msPerExpansion ? 1 : 0;
+    let timing = timings.get(draft);
+    if (!timing) timings.set(draft, (timing = { msPerExpansion: 0, expansions: 0, msPerChained: 0 }));
+    this.timing = timing;
   }
 
   async propose(context: readonly number[], root: number, budget: number, sampling?: TreeSampling): Promise<DraftTree | GpuDraftTree> {
@@ -105,8 +111,8 @@ export class DraftModel implements Strategy {
         sampling && { ...sampling, seed: (sampling.seed ^ 0x5bd1e995) >>> 0, step: (context.length * 64 + expansion) >>> 0 },
         staging && { probs: staging, rows: order.map((i) => (fresh.includes(i) ? i : -1)) },
       );
-      this.msPerExpansion = (this.msPerExpansion * this.timed + performance.now() - start) / ++this.timed;
-      timings.set(this.draft, { msPerExpansion: this.msPerExpansion, msPerChained: this.msPerChained });
+      const t = this.timing;
+      t.msPerExpansion = (t.msPerExpansion * t.expansions + performance.now() - start) / ++t.expansions;
       for (const parent of fresh) {
         if (nodes[parent].depth >= this.draftLength) continue;
         const drawn: Node[] = [];
@@ -157,21 +163,16 @@ export class DraftModel implements Strategy {
       catchUp = [];
     }
     const feed = [...catchUp, root];
-    if (this.msPerChained && this.minConfidence === 0) {
+    if (this.timing.msPerChained && this.minConfidence === 0) {
       return {
         parents: Array.from({ length: count }, (_, i) => i - 1),
         fill: (pass, ids, verifyRoot) => void this.session.recordGreedyChain(pass, feed, count, { keepFeed: true, into: { ids, root: verifyRoot } }),
       };
     }
     const start = performance.now();
-    const drafts = await this.session.greedyChain(feed, count, { keepFeed: true });
-    if (!this.msPerChained) {
-      this.msPerChained = (performance.now() - start) / count;
-      timings.set(this.draft, { msPerExpansion: this.msPerExpansion, msPerChained: this.msPerChained });
-    }
-    // A8: a draft the drafter itself doubts ends the chain (and is not proposed).
-    const doubted = drafts.findIndex((d) => d.probability < this.minConfidence);
-    return chain(drafts.slice(0, doubted < 0 ? count : doubted).map((d) => d.token));
+    const drafts = await this.session.greedyChain(feed, count, { keepFeed: true, minConfidence: this.minConfidence });
+    this.timing.msPerChained ||= (performance.now() - start) / count;
+    return chain(drafts);
   }
 
   /** Rows padded to the storage offset alignment, so that each can be bound on its own. */
@@ -191,8 +192,8 @@ export class DraftModel implements Strategy {
   draftMs(n: number): number {
     // A chain: one draft forward per node. A tree: one expansion per level, at most draftLength,
     // at most one per node.
-    if (this.branching === 1 && this.msPerChained) return Math.min(n, this.draftLength) * this.msPerChained;
-    return Math.min(n, this.draftLength) * this.msPerExpansion;
+    const { msPerChained, msPerExpansion } = this.timing;
+    return Math.min(n, this.draftLength) * (this.branching === 1 && msPerChained ? msPerChained : msPerExpansion);
   }
 
   destroy(): void {

@@ -23,7 +23,7 @@ export interface LayerSkipOptions {
 }
 
 /** Drafting time per token by model and skip set, kept across requests (each makes its own LayerSkip). */
-const timings = new WeakMap<Decoder, Map<string, number>>();
+const timings = new WeakMap<Decoder, Map<string, { msPerToken: number; timed: number }>>();
 
 /** Candidate skip sets for a model of `layers` layers: never the first or the last layer. */
 export function skipCandidates(layers: number): number[][] {
@@ -43,8 +43,6 @@ export class LayerSkip implements Strategy {
   readonly name = 'layer-skip';
   private skip: Set<number>;
   private readonly draftLength: number;
-  private msPerToken = 0;
-  private timed = 0;
 
   constructor(private readonly session: Session, layers: number, private readonly options: LayerSkipOptions = {}) {
     this.draftLength = options.draftLength ?? 3;
@@ -74,7 +72,7 @@ export class LayerSkip implements Strategy {
       for (const p of positions) {
         this.session.truncate(base + p);
         const start = performance.now();
-        const drafts = await this.session.draftSkipping(text[p], this.draftLength, new Set(skip));
+        const drafts = await this.session.greedyChain([text[p]], this.draftLength, { skipLayers: new Set(skip) });
         ms += performance.now() - start;
         const nodes = [text[p], ...drafts];
         const parents = nodes.map((_, i) => i - 1);
@@ -92,31 +90,30 @@ export class LayerSkip implements Strategy {
   async propose(_context: readonly number[], root: number, budget: number): Promise<DraftTree | GpuDraftTree> {
     const want = Math.min(this.draftLength, budget);
     if (want < 1) return EMPTY_TREE;
-    const known = this.knownTimings().get(this.skipped.join());
-    if (!this.timed && known) {
-      this.msPerToken = known;
-      this.timed = 1;
-    }
-    if (this.timed && !this.options.minConfidence) {
+    const timing = this.timing();
+    if (timing.timed && !this.options.minConfidence) {
       return {
         parents: Array.from({ length: want }, (_, i) => i - 1),
         fill: (pass, ids, verifyRoot) => void this.session.recordGreedyChain(pass, [verifyRoot], want, { skipLayers: this.skip, into: { ids, root: verifyRoot } }),
       };
     }
     const start = performance.now();
-    const drafts = await this.session.draftSkipping(root, want, this.skip, this.options.minConfidence);
-    this.msPerToken = (this.msPerToken * this.timed + (performance.now() - start) / want) / ++this.timed;
-    this.knownTimings().set(this.skipped.join(), this.msPerToken);
+    const drafts = await this.session.greedyChain([root], want, { skipLayers: this.skip, minConfidence: this.options.minConfidence });
+    timing.msPerToken = (timing.msPerToken * timing.timed + (performance.now() - start) / want) / ++timing.timed;
     return chain(drafts);
   }
 
   draftMs(n: number): number {
-    return n * (this.msPerToken || (this.knownTimings().get(this.skipped.join()) ?? 0));
+    return n * this.timing().msPerToken;
   }
 
-  private knownTimings(): Map<string, number> {
-    let known = timings.get(this.session.model);
-    if (!known) timings.set(this.session.model, (known = new Map()));
-    return known;
+  /** This model's drafting time with the current skip set, shared by every LayerSkip on it. */
+  private timing(): { msPerToken: number; timed: number } {
+    let byModel = timings.get(this.session.model);
+    if (!byModel) timings.set(this.session.model, (byModel = new Map()));
+    const key = this.skipped.join();
+    let timing = byModel.get(key);
+    if (!timing) byModel.set(key, (timing = { msPerToken: 0, timed: 0 }));
+    return timing;
   }
 }
