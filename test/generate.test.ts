@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readGGUF } from '../src/formats/gguf-reader';
 import { generate } from '../src/engine/generate';
-import { Session } from '../src/engine/session';
+import { MAX_TREE_ROWS, Session } from '../src/engine/session';
 import { Decoder } from '../src/models/decoder';
 import { Tokenizer } from '../src/tokenizer';
 import { llamaFixture } from './oracle/llama-fixture';
@@ -136,5 +136,35 @@ describe('tree verification (decode N tokens at given positions with a tree mask
     }
     session.destroy();
     decoder.destroy();
+  });
+  it('a prefill step longer than a tree keeps logits for MAX_TREE_ROWS rows only, and evaluate() still covers every token', async () => {
+    const gpu = await testGpu();
+    const file = await readGGUF(llamaFixture({ nEmbd: 128, nHead: 4, nHeadKv: 2, nLayer: 2, nFf: 256, contextLength: 256, seed: 8 }));
+    const decoder = await Decoder.load(gpu, file);
+    const vocab = decoder.config.vocabSize;
+    // An mmproj raises the prefill step to an image's tokens + 64; the logits must not follow it.
+    const long = new Session(gpu, decoder, { contextLength: 256, prefillChunk: MAX_TREE_ROWS + 40 });
+    const short = new Session(gpu, decoder, { contextLength: 256, prefillChunk: 16 });
+    try {
+      expect(long.stepTokens).toBe(MAX_TREE_ROWS + 40);
+      expect(long.treeRows).toBe(MAX_TREE_ROWS);
+      expect(long.scratch.logits.size).toBe(MAX_TREE_ROWS * vocab * 4);
+      const tokens = Array.from({ length: MAX_TREE_ROWS + 20 }, (_, i) => 1 + ((i * 37) % (vocab - 1)));
+      const [got, want] = [await long.evaluate(tokens), await short.evaluate(tokens)];
+      expect(got.length).toBe(tokens.length);
+      for (const i of [0, MAX_TREE_ROWS - 1, MAX_TREE_ROWS, tokens.length - 1]) {
+        const range = Math.max(...want[i]) - Math.min(...want[i]);
+        expect(Math.max(...want[i].map((x, j) => Math.abs(x - got[i][j]))) / range, `row ${i}`).toBeLessThan(1e-5);
+      }
+      const chain = (n: number) => Array.from({ length: n }, (_, i) => i - 1);
+      long.truncate(0);
+      await long.prefill([1, 2, 3]);
+      await expect(long.evaluateTree(new Array(MAX_TREE_ROWS + 1).fill(5), chain(MAX_TREE_ROWS + 1))).rejects.toThrow(/1\.\.128 nodes/);
+      expect((await long.evaluateTree(new Array(MAX_TREE_ROWS).fill(5), chain(MAX_TREE_ROWS))).length).toBe(MAX_TREE_ROWS);
+    } finally {
+      long.destroy();
+      short.destroy();
+      decoder.destroy();
+    }
   });
 });

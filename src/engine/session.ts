@@ -46,6 +46,13 @@ export type TreeSampling = Omit<SamplingOptions, 'seed' | 'step'> & { seed: numb
 /** What the token history holds for an input row that was not a token (an image embedding). */
 export const IMAGE_TOKEN = -1;
 
+/**
+ * Rows a verify tree or an evaluate() step may have: they need every row's logits (rows × vocab
+ * floats, with their sampling rows as large again), while a long prefill step (an image's tokens)
+ * needs only its last row's, so the two bounds are kept apart.
+ */
+export const MAX_TREE_ROWS = 128;
+
 export interface SessionOptions {
   /** KV slots (tokens of context). Default: the model's context length, at most 2048. Ignored with a KV policy. */
   contextLength?: number;
@@ -129,7 +136,7 @@ export class Session {
     }
     if (evicting) this.compressed = new CompressedCache(gpu, model, evicting, this.caches, this.capacity);
     if (policy?.kind === 'select') this.selection = new (policy.units ? UnitMemory : KeySelection)(gpu, model, policy, this.capacity, chunk);
-    this.scratch = model.createScratch(chunk);
+    this.scratch = model.createScratch(chunk, Math.min(chunk, MAX_TREE_ROWS));
     this.ids = gpu.buffer(chunk * 4, 'ids');
     this.positions = gpu.buffer(chunk * 4, 'positions');
     this.slots = gpu.buffer(chunk * 4, 'slots');
@@ -154,6 +161,11 @@ export class Session {
   /** Tokens one prefill step can take. */
   get stepTokens(): number {
     return this.scratch.maxTokens;
+  }
+
+  /** Nodes a token tree can have, and tokens one evaluate() step takes: rows with logits. */
+  get treeRows(): number {
+    return this.scratch.logitRows;
   }
 
   /** KV slots in use (without a KV policy, the tokens seen). */
@@ -347,8 +359,8 @@ export class Session {
     }
     const vocab = this.model.config.vocabSize;
     const rows: Float32Array[] = [];
-    for (let start = 0; start < tokens.length; start += this.scratch.maxTokens) {
-      const piece = tokens.slice(start, start + this.scratch.maxTokens);
+    for (let start = 0; start < tokens.length; start += this.treeRows) {
+      const piece = tokens.slice(start, start + this.treeRows);
       await this.step(piece, 'all');
       const logits = await this.gpu.readF32(this.scratch.logits, piece.length * vocab);
       for (let i = 0; i < piece.length; i++) rows.push(logits.slice(i * vocab, (i + 1) * vocab));
@@ -397,7 +409,7 @@ export class Session {
   async verifyTreeSampled(tokens: number[] | GpuDraft, parents: number[], sampling: TreeSampling, draft?: DraftProbs): Promise<{ path: number[]; token: number; tokens: number[] }> {
     const vocab = this.model.config.vocabSize;
     const buffers = this.samplingBuffers();
-    if (parents.length <= this.scratch.maxTokens) this.gpu.write(this.treeParents, Int32Array.from(parents));
+    if (parents.length <= this.treeRows) this.gpu.write(this.treeParents, Int32Array.from(parents));
     const n = await this.runTree('verifyTreeSampled', tokens, parents, (pass, rows) => {
       if (!Array.isArray(tokens)) tokens.afterVerify?.(pass, this.scratch.logits, this.ids, rows);
       sample(this.gpu, pass, { logits: this.scratch.logits, tokens: buffers.rowTokens, rows, vocab, ...sampling, probs: buffers.probs });
@@ -438,7 +450,7 @@ export class Session {
 
   private expansionBuffers() {
     if (!this.expansion) {
-      const rows = this.scratch.maxTokens;
+      const rows = this.treeRows;
       this.expansion = {
         keys: this.gpu.buffer(rows * this.model.config.vocabSize * 4, 'gumbel keys'),
         children: this.gpu.buffer(rows * MAX_TOPK * 4, 'tree children'),
@@ -451,7 +463,7 @@ export class Session {
   private samplingBuffers() {
     if (!this.sampling) {
       const vocab = this.model.config.vocabSize;
-      const rows = this.scratch.maxTokens;
+      const rows = this.treeRows;
       this.sampling = {
         probs: this.gpu.buffer(rows * vocab * 4, 'tree probs'),
         rowTokens: this.gpu.buffer(rows * 4, 'tree sampled'),
@@ -467,8 +479,8 @@ export class Session {
   private async runTree(what: string, tokens: number[] | GpuDraft, parents: number[], after?: (pass: GPUComputePassEncoder, rows: number) => void): Promise<number> {
     this.refuseCompressed(what);
     const n = Array.isArray(tokens) ? tokens.length : tokens.count;
-    if (n !== parents.length || n < 1 || n > this.scratch.maxTokens) {
-      throw new GpuError('bad-argument', `${what}: ${n} tokens with ${parents.length} parents (1..${this.scratch.maxTokens} nodes)`);
+    if (n !== parents.length || n < 1 || n > this.treeRows) {
+      throw new GpuError('bad-argument', `${what}: ${n} tokens with ${parents.length} parents (1..${this.treeRows} nodes)`);
     }
     if (this.length + n > this.capacity) throw new GpuError('too-large', `a tree of ${n} does not fit after ${this.length} cached tokens (context ${this.capacity})`);
     const { treeEnd, depths } = treeMaskFromParents(parents);
@@ -501,7 +513,7 @@ export class Session {
       if (node !== i) moves.push(first + node, first + i);
     });
     if (moves.length) {
-      if (moves.length > 2 * this.scratch.maxTokens) throw new GpuError('bad-argument', `commitTree: a path of ${path.length} nodes is longer than a tree can be`);
+      if (moves.length > 2 * this.treeRows) throw new GpuError('bad-argument', `commitTree: a path of ${path.length} nodes is longer than a tree can be`);
       this.gpu.write(this.kvMoves, Uint32Array.from(moves));
       await this.gpu.run((pass) => {
         for (const cache of this.caches) kvMove(this.gpu, pass, { cache, pairs: this.kvMoves, count: moves.length / 2 });

@@ -31,8 +31,10 @@ export interface DecoderScratch {
   gate: GPUBuffer; // [T][ffn]
   up: GPUBuffer;
   act: GPUBuffer;
-  /** [T][vocab] logits of the rows asked for. */
+  /** [rows][vocab] logits of the rows asked for: the last row, or all of at most logitRows rows. */
   logits: GPUBuffer;
+  /** Rows a step asking for every row's logits may have (≤ maxTokens: a long prefill step needs only its last row's). */
+  logitRows: number;
   /** Activations rounded as llama.cpp rounds them (only with `roundActivationsLikeLlamaCpp`). */
   rounded: GPUBuffer | null;
 }
@@ -140,9 +142,10 @@ export class Decoder {
     return new Decoder(gpu, config, await loadDecoderWeights(gpu, tensors, config, onProgress), options);
   }
 
-  createScratch(maxTokens: number): DecoderScratch {
+  createScratch(maxTokens: number, logitRows = maxTokens): DecoderScratch {
     const c = this.config;
     const f32 = (elements: number, label: string) => this.gpu.buffer(elements * 4, label);
+    const rows = Math.max(1, Math.min(logitRows, maxTokens));
     return {
       maxTokens,
       x: f32(maxTokens * c.hidden, 'x'),
@@ -155,7 +158,8 @@ export class Decoder {
       gate: f32(maxTokens * c.ffn, 'gate'),
       up: f32(maxTokens * c.ffn, 'up'),
       act: f32(maxTokens * c.ffn, 'act'),
-      logits: f32(maxTokens * c.vocabSize, 'logits'),
+      logits: f32(rows * c.vocabSize, 'logits'),
+      logitRows: rows,
       rounded: this.options.roundActivationsLikeLlamaCpp ? f32(maxTokens * Math.max(c.hidden, c.heads * c.headDim, c.ffn), 'rounded activations') : null,
     };
   }
@@ -165,6 +169,7 @@ export class Decoder {
     const { gpu, config: c, weights: w } = this;
     let T = step.count;
     check(T >= 1 && T <= s.maxTokens, () => `decoder: ${T} tokens in one step, scratch holds ${s.maxTokens}`);
+    check(step.logits === 'last' || T <= s.logitRows, () => `decoder: logits of ${T} rows asked for, scratch holds ${s.logitRows}`);
     check(cache.length === c.layers, () => `decoder: ${cache.length} KV caches for ${c.layers} layers`);
     const levels = step.deep ?? [];
     check(levels.every((d, i) => d.fromLayer >= 1 && d.fromLayer < c.layers && (i === 0 || d.fromLayer > levels[i - 1].fromLayer)), 'decoder: deep levels need ascending 1 <= fromLayer < layers');

@@ -83,7 +83,7 @@ export class DraftModel implements Strategy {
   }
 
   async propose(context: readonly number[], root: number, budget: number, sampling?: TreeSampling): Promise<DraftTree | GpuDraftTree> {
-    const want = Math.min(budget, this.session.capacity - context.length - 1, this.session.scratch.maxTokens - 1);
+    const want = Math.min(budget, this.session.capacity - context.length - 1, this.session.treeRows - 1);
     if (want < 1) return EMPTY_TREE;
     // Roll the draft's cache back to what it shares with the committed text, then catch up.
     const cached = this.session.tokens;

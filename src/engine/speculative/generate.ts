@@ -61,7 +61,7 @@ export async function generateSpeculative(
   let drafting = false;
   const onToken = request.onToken;
   const output = new GeneratedText(tokenizer, { ...request, onToken: onToken && ((piece, id) => onToken(piece, id, drafting)) });
-  const maxNodes = Math.min(options.maxNodes ?? 16, session.scratch.maxTokens - 1);
+  const maxNodes = Math.min(options.maxNodes ?? 16, session.treeRows - 1);
   const base = session.length;
 
   const start = performance.now();

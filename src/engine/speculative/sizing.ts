@@ -26,7 +26,7 @@ export interface VerifyCost {
  * once n rows cost at least 3/4 of n steps: beyond that no acceptance rate makes a tree pay.
  */
 export async function measureVerifyCost(session: Session, maxRows: number, repeats = 2): Promise<VerifyCost> {
-  const upTo = Math.min(maxRows, session.scratch.maxTokens, session.capacity - session.length);
+  const upTo = Math.min(maxRows, session.treeRows, session.capacity - session.length);
   const root = session.tokens.at(-1) ?? 0;
   const time = async (n: number) => {
     const tokens = Array.from({ length: n }, () => root);
@@ -63,7 +63,7 @@ export async function verifyCost(model: object, session: Session, maxRows: numbe
   const byBucket = measured.get(model) ?? new Map<number, VerifyCost>();
   measured.set(model, byBucket);
   const known = byBucket.get(bucket);
-  if (known && (known.linear || known.upTo >= Math.min(maxRows, session.scratch.maxTokens))) return known;
+  if (known && (known.linear || known.upTo >= Math.min(maxRows, session.treeRows))) return known;
   const fresh = await measureVerifyCost(session, maxRows);
   byBucket.set(bucket, fresh);
   return fresh;
