@@ -13,8 +13,11 @@ const COUNT_WORDS = ['zero', 'one', 'two', 'three', 'four'];
 export const QUESTION_TYPES = ['color', 'shape', 'count', 'position', 'exists'] as const;
 
 export interface SceneObject { shape: (typeof SHAPES)[number]; color: string; x: number; y: number; r: number }
-export interface Question { type: (typeof QUESTION_TYPES)[number]; question: string; answer: string }
+export interface Question { type: (typeof QUESTION_TYPES)[number] | 'describe'; question: string; answer: string }
 export interface Scene { rgb: Uint8Array; objects: SceneObject[]; questions: Question[]; seed: number }
+
+/** The request for a description; its answer names every object (scenes.py's describe). */
+export const DESCRIBE = 'Describe the scene.';
 
 /** The training prompt around a question. */
 export const promptText = (question: string) => `Question: ${question} Answer:`;
@@ -103,7 +106,15 @@ export function makeScene(seed = Math.floor(Math.random() * 2 ** 31)): Scene {
   }
   const rgb = Uint8Array.from(img, (v) => Math.min(255, Math.max(0, Math.trunc(v))));
   const questions = QUESTION_TYPES.map((type) => ask(rng, objects, type)).filter((q): q is Question => q !== null);
+  questions.push({ type: 'describe', question: DESCRIBE, answer: describe(objects) });
   return { rgb, objects, questions, seed };
+}
+
+/** Every object's colour, shape and side, ordered by colour then shape (scenes.py's describe). */
+export function describe(objects: SceneObject[]): string {
+  const side = (o: SceneObject) => (o.x < IMAGE_SIZE / 2 - 6 ? 'left' : o.x > IMAGE_SIZE / 2 + 6 ? 'right' : 'middle');
+  const order = (o: SceneObject) => COLOR_NAMES.indexOf(o.color) * SHAPES.length + SHAPES.indexOf(o.shape);
+  return `${[...objects].sort((a, b) => order(a) - order(b)).map((o) => `${o.color} ${o.shape} ${side(o)}`).join(', ')}.`;
 }
 
 /** A question of `type` about the scene with its answer, or null where that type does not fit (scenes.py's ask). */
@@ -147,4 +158,5 @@ export const GENERIC_QUESTIONS = [
   ...COLOR_NAMES.map((c) => `What shape is ${c}?`),
   'Is there a red circle?',
   'Is the blue square on the left or the right?',
+  DESCRIBE,
 ];

@@ -133,7 +133,7 @@ async function askVlm(): Promise<void> {
     await loadVlm();
     const reply: ChatCompletion = await engine!.chat.completions.create({
       messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: image.url } }, { type: 'text', text: promptText($<HTMLInputElement>('vision-question').value) }] }],
-      temperature: 0, max_tokens: 8, vision: pruning(),
+      temperature: 0, max_tokens: 48, vision: pruning(), // a description runs to ~40 tokens; answers stop at EOS
     });
     answer.textContent = reply.choices[0].message.content.trim();
     answer.dataset.finish = reply.choices[0].finish_reason;

@@ -7,14 +7,17 @@ import type { VisionEncoder } from '../src/models/vision';
 import type { Tokenizer } from '../src/tokenizer';
 
 export interface VlmQuestion { image: number; type: string; question: string; answer: string; pytorch: string }
+/** A request to describe an image: every object's colour, shape and side (scenes.py's describe). */
+export interface VlmDescription { image: number; question: string; answer: string; pytorch: string }
 
 export function loadVlmEvalSet() {
   const dir = new URL('../models/vlm-eval/', import.meta.url);
-  const set = JSON.parse(readFileSync(new URL('questions.json', dir), 'utf8')) as { image_size: number; prompt: string; questions: VlmQuestion[] };
+  const set = JSON.parse(readFileSync(new URL('questions.json', dir), 'utf8')) as { image_size: number; prompt: string; questions: VlmQuestion[]; descriptions: VlmDescription[] };
   const images = new Uint8Array(readFileSync(new URL('images.rgb', dir)));
   const bytes = set.image_size ** 2 * 3;
   return {
     questions: set.questions,
+    descriptions: set.descriptions,
     image: (i: number) => images.subarray(i * bytes, (i + 1) * bytes),
     prompt: (question: string) => set.prompt.replace('{question}', question),
   };

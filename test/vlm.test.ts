@@ -1,7 +1,8 @@
 // The VLM end to end against PyTorch: the committed language model reads BOS, the vision tower's
 // 144 image embeddings, then "Question: ... Answer:", and answers greedily (at most 8 tokens, up
 // to EOS), as tools/train/vlm.py's answer() does. On the first held-out images the answers must
-// be PyTorch's, word for word (bench/vlm-pruning.ts runs the whole set).
+// be PyTorch's, word for word (bench/vlm-pruning.ts runs the whole set), and so must the
+// descriptions of the first two images (up to 48 tokens each: a longer greedy run).
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Session } from '../src/engine/session';
@@ -40,6 +41,20 @@ describe('VLM (mmproj + language model)', () => {
       for (const q of questions) {
         const got = await answerAboutImage({ encoder, decoder, tokenizer, session }, set.image(q.image), set.prompt(q.question));
         expect(got, `image ${q.image}: ${q.question}`).toBe(q.pytorch);
+      }
+    } finally {
+      session.destroy();
+    }
+  }, 300_000);
+
+  it('describes the first held-out images as PyTorch does, token for token (up to 48 tokens)', async () => {
+    const gpu = await testGpu();
+    const set = loadVlmEvalSet();
+    const session = new Session(gpu, decoder, { contextLength: 256, prefillChunk: 64 });
+    try {
+      for (const d of set.descriptions.slice(0, 2)) {
+        const got = await answerAboutImage({ encoder, decoder, tokenizer, session }, set.image(d.image), set.prompt(d.question), 48);
+        expect(got, `image ${d.image}: ${d.question}`).toBe(d.pytorch);
       }
     } finally {
       session.destroy();

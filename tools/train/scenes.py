@@ -102,6 +102,36 @@ def ask(rng, objects, kind=None):
     return kind, f"Is there a {color} {shape}?", "no"
 
 
+DESCRIBE = "Describe the scene."
+
+
+def side(o):
+    return "left" if o["x"] < IMAGE_SIZE / 2 - 6 else "right" if o["x"] > IMAGE_SIZE / 2 + 6 else "middle"
+
+
+def describe(objects):
+    """The answer to DESCRIBE: every object as colour, shape and side, in a fixed colour-then-shape
+    order, so that each shape and side is said right after the colour it belongs to (for training,
+    where it ties every attribute to its object)."""
+    ordered = sorted(objects, key=lambda o: (COLOR_NAMES.index(o["color"]), SHAPES.index(o["shape"])))
+    return ", ".join(f"{o['color']} {o['shape']} {side(o)}" for o in ordered) + "."
+
+
+def patch_labels(objects, patch):
+    """Per patch (row-major), the (shape, colour) pair covering at least a quarter of it, or
+    len(SHAPES) * len(COLOR_NAMES) for background: the patch tokens' auxiliary objective."""
+    cells = IMAGE_SIZE // patch
+    background = len(SHAPES) * len(COLOR_NAMES)
+    labels = np.full(cells * cells, background, dtype=np.int64)
+    best = np.zeros(cells * cells)
+    for o in objects:
+        cover = _mask(o["shape"], o["x"], o["y"], o["r"]).reshape(cells, patch, cells, patch).mean(axis=(1, 3)).ravel()
+        take = (cover >= 0.25) & (cover > best)
+        labels[take] = SHAPES.index(o["shape"]) * len(COLOR_NAMES) + COLOR_NAMES.index(o["color"])
+        best = np.maximum(best, cover)
+    return labels
+
+
 def presence_labels(objects):
     """Which (shape, colour) pairs the scene holds, for the class token's auxiliary objective."""
     labels = np.zeros(len(SHAPES) * len(COLOR_NAMES), dtype=np.float32)

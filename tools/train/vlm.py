@@ -2,9 +2,13 @@
 image, pre-norm LayerNorm blocks with GELU MLPs), a two-layer MLP projector, and a small Llama
 decoder that reads the 144 projected patch embeddings before the question.
 
-The class token also learns an auxiliary task (which shape-colour pairs the scene holds), as
-CLIP's class token learns a contrastive one, so that its attention means something to [CLS]-based
-pruning. That head is not exported.
+Training asks every question type about each scene at once, plus a description of the scene,
+packed into one sequence (packed_batch): the description names each object's colour, shape and
+side together, which is what teaches the language model to tie a shape to its colour.
+
+Two auxiliary heads, not exported, train the ViT: the class token learns which shape-colour
+pairs the scene holds (as CLIP's class token learns a contrastive task, so that its attention
+means something to [CLS]-based pruning), and each patch token the pair that covers it.
 """
 import json
 import math
@@ -26,9 +30,10 @@ VIT_DIM, VIT_LAYERS, VIT_HEADS, VIT_FFN = 128, 4, 4, 512
 LN_EPS = 1e-5
 MEAN = STD = (0.5, 0.5, 0.5)
 LM_CONFIG = LlamaConfig(lm.VOCAB_SIZE, dim=128, layers=2, heads=4, kv_heads=2, ffn=384, context=512, tied_output=True)
-STEPS, BATCH = 2000, 24
+STEPS, BATCH = 1600, 16
 EVAL_IMAGES, EVAL_SEED = 64, 20261130
 REFERENCE_IMAGES = 3
+DESCRIPTION_TOKENS = 48  # the longest description is 39 tokens
 
 
 def gelu(x):
@@ -66,6 +71,7 @@ class VisionTower(nn.Module):
         self.mm0 = nn.Linear(VIT_DIM, LM_CONFIG.dim)
         self.mm2 = nn.Linear(LM_CONFIG.dim, LM_CONFIG.dim)
         self.aux = nn.Linear(VIT_DIM, len(scenes.SHAPES) * len(scenes.COLOR_NAMES))
+        self.patch_aux = nn.Linear(VIT_DIM, len(scenes.SHAPES) * len(scenes.COLOR_NAMES) + 1)
 
     def encode(self, pixels):
         """pixels [batch, 3, H, W], normalised -> hidden states [batch, 1 + patches, dim], class token first."""
@@ -99,24 +105,69 @@ class VLM(nn.Module):
         return torch.cat([bos, self.vision.project(hidden), self.lm.token_embd(prompt_ids)], dim=1), hidden
 
 
-def batch(rng, sp, size):
-    images, texts, answers, labels = [], [], [], []
-    while len(images) < size:
+SEGMENT = 28  # tokens per question-and-answer slot: the longest question with its answer and EOS
+DESCRIBE_SEGMENT = 60  # the description slot: its prompt, up to four objects (58 tokens at most) and EOS
+SLOTS = [SEGMENT] * len(scenes.QUESTION_TYPES) + [DESCRIBE_SEGMENT]
+
+
+def packed_batch(rng, sp, size):
+    """Images, each with one question of every type that fits it and a description of the scene,
+    packed into one sequence.
+
+    Every question gets a slot after the image, with positions restarting where the image ends
+    and a mask that shows it only the image and its own tokens (packed_layout), so each slot sees
+    exactly what a single-question prompt sees at inference, and one encoding of the image teaches
+    six answers instead of one. The description names every object's colour, shape and side.
+    """
+    starts = np.cumsum([0] + SLOTS)
+    ids = torch.full((size, starts[-1]), sp.eos_id())
+    target = torch.full((size, starts[-1]), -100)  # loss on the answers and their EOS only
+    asked = torch.zeros((size, len(SLOTS)), dtype=torch.bool)
+    images, labels, patch_labels = [], [], []
+    for i in range(size):
         image, objects = scenes.make_scene(rng)
-        qa = scenes.ask(rng, objects)
-        if qa is None:
-            continue
         images.append(image)
-        texts.append(sp.encode(scenes.prompt_text(qa[1])))
-        answers.append(sp.encode(" " + qa[2]) + [sp.eos_id()])
         labels.append(scenes.presence_labels(objects))
-    length = max(len(t) + len(a) for t, a in zip(texts, answers))
-    ids = torch.full((size, length), sp.eos_id())
-    target = torch.full((size, length), -100)  # loss on the answer and its EOS only
-    for i, (t, a) in enumerate(zip(texts, answers)):
-        ids[i, :len(t) + len(a)] = torch.tensor(t + a)
-        target[i, len(t) - 1:len(t) + len(a) - 1] = torch.tensor(a)
-    return np.stack(images), ids, target, torch.from_numpy(np.stack(labels))
+        patch_labels.append(scenes.patch_labels(objects, PATCH))
+        qas = [scenes.ask(rng, objects, kind) for kind in scenes.QUESTION_TYPES] + [("describe", scenes.DESCRIBE, scenes.describe(objects))]
+        for slot, qa in enumerate(qas):
+            if qa is None:
+                continue
+            question, answer_ids = sp.encode(scenes.prompt_text(qa[1])), sp.encode(" " + qa[2]) + [sp.eos_id()]
+            start, tokens = starts[slot], question + answer_ids
+            assert len(tokens) <= SLOTS[slot], qa
+            ids[i, start:start + len(tokens)] = torch.tensor(tokens)
+            target[i, start + len(question) - 1:start + len(tokens) - 1] = torch.tensor(answer_ids)
+            asked[i, slot] = True
+    return np.stack(images), ids, target, asked, (torch.from_numpy(np.stack(labels)), torch.from_numpy(np.stack(patch_labels)))
+
+
+def packed_layout(prefix):
+    """Positions and attention mask for BOS + image (prefix tokens) followed by the SLOTS."""
+    positions = torch.cat([torch.arange(prefix)] + [prefix + torch.arange(n) for n in SLOTS])
+    slot = torch.cat([torch.full((prefix,), -1)] + [torch.full((n,), s) for s, n in enumerate(SLOTS)])
+    causal = torch.ones(len(positions), len(positions), dtype=torch.bool).tril()
+    visible = (slot[None, :] == -1) | (slot[None, :] == slot[:, None])
+    return positions, causal & visible
+
+
+def packed_logits(model, images, ids):
+    embeddings, hidden = model.sequence(images, ids)
+    prefix = embeddings.shape[1] - ids.shape[1]
+    positions, mask = packed_layout(prefix)
+    return model.lm.logits(model.lm.hidden(embeddings, positions, mask)[:, prefix:]), hidden
+
+
+@torch.no_grad()
+def probe(model, sp, images=48):
+    """Exact-answer accuracy per question type (and of descriptions) on fresh scenes, teacher-forced:
+    an answer is right when every one of its tokens and its EOS is the argmax, i.e. when greedy
+    decoding gives it."""
+    images, ids, target, asked, _ = packed_batch(np.random.default_rng(99), sp, images)
+    logits, _ = packed_logits(model, images, ids)
+    wrong = ((logits.argmax(-1) != target) & (target != -100)).split(SLOTS, dim=1)
+    return {kind: round(float((~w.any(-1) & asked[:, s]).sum() / asked[:, s].sum()), 2)
+            for s, (kind, w) in enumerate(zip(scenes.QUESTION_TYPES + ["describe"], wrong))}
 
 
 def train_vlm(out):
@@ -128,13 +179,13 @@ def train_vlm(out):
     optimizer = torch.optim.AdamW(model.parameters(), weight_decay=0.05, betas=(0.9, 0.95))
     start = time.time()
     for step in range(STEPS):
-        images, ids, target, labels = batch(rng, sp, BATCH)
+        images, ids, target, _, (labels, patch_labels) = packed_batch(rng, sp, BATCH)
         for group in optimizer.param_groups:
             group["lr"] = lm.lr_at(step, STEPS, peak=2e-3, warmup=60)
-        embeddings, hidden = model.sequence(images, ids)
-        logits = model.lm.logits(model.lm.hidden(embeddings)[:, -ids.shape[1]:])
+        logits, hidden = packed_logits(model, images, ids)
         answer_loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)
-        aux_loss = F.binary_cross_entropy_with_logits(model.vision.aux(hidden[:, 0]), labels)
+        aux_loss = F.binary_cross_entropy_with_logits(model.vision.aux(hidden[:, 0]), labels) + \
+            F.cross_entropy(model.vision.patch_aux(hidden[:, 1:]).flatten(0, 1), patch_labels.flatten())
         loss = answer_loss + 0.5 * aux_loss
         optimizer.zero_grad()
         loss.backward()
@@ -142,21 +193,25 @@ def train_vlm(out):
         optimizer.step()
         if step % 20 == 0 or step == STEPS - 1:
             lm.log(f"vlm step {step}/{STEPS} answer loss {answer_loss.item():.3f} aux {aux_loss.item():.3f} ({time.time() - start:.0f} s)")
+        if step % 200 == 199:
+            lm.log(f"vlm step {step + 1} exact answers on fresh scenes: {probe(model, sp)}")
     torch.save({"state": model.state_dict(), "train_seconds": time.time() - start}, os.path.join(out, "vlm.pt"))
 
 
 def eval_set():
-    """The fixed held-out set: images and three questions of different types per image."""
+    """The fixed held-out set: images, three questions of different types per image, and the
+    description of each image."""
     rng = np.random.default_rng(EVAL_SEED)
-    images, questions = [], []
+    images, questions, descriptions = [], [], []
     while len(images) < EVAL_IMAGES:
         image, objects = scenes.make_scene(rng)
+        descriptions.append({"image": len(images), "question": scenes.DESCRIBE, "answer": scenes.describe(objects)})
         kinds = rng.permutation(scenes.QUESTION_TYPES)
         asked = [qa for qa in (scenes.ask(rng, objects, k) for k in kinds) if qa][:3]
         for kind, question, answer in asked:
             questions.append({"image": len(images), "type": kind, "question": question, "answer": answer})
         images.append(image)
-    return np.stack(images), questions
+    return np.stack(images), questions, descriptions
 
 
 @torch.no_grad()
@@ -223,7 +278,7 @@ def export_vlm(out, models_dir, reference_dir):
     lm.write_lm_gguf(model.lm, "tokenwise-vlm", sp, os.path.join(out, "vlm.f32.gguf"), description)
     write_mmproj(model.vision, os.path.join(out, "vlm-mmproj.f32.gguf"))
 
-    images, questions = eval_set()
+    images, questions, descriptions = eval_set()
     eval_dir = os.path.join(models_dir, "vlm-eval")
     os.makedirs(eval_dir, exist_ok=True)
     images.tofile(os.path.join(eval_dir, "images.rgb"))
@@ -232,7 +287,7 @@ def export_vlm(out, models_dir, reference_dir):
     round_matrices_to_f16(model.lm)
     with torch.no_grad():
         for name, p in model.vision.named_parameters():
-            if p.dim() >= 2 and not name.startswith("position") and not name.startswith("aux"):
+            if p.dim() >= 2 and not name.startswith("position") and not name.startswith(("aux", "patch_aux")):
                 p.copy_(p.half().float())
     correct_by_type = {}
     for q in questions:
@@ -240,11 +295,14 @@ def export_vlm(out, models_dir, reference_dir):
         hits = correct_by_type.setdefault(q["type"], [0, 0])
         hits[0] += q["pytorch"] == q["answer"]
         hits[1] += 1
+    for d in descriptions:
+        d["pytorch"] = answer(model, sp, images[d["image"]], d["question"], max_tokens=DESCRIPTION_TOKENS)
     chance = {"color": 1 / 5, "shape": 1 / 3, "count": 1 / 4, "position": 1 / 2, "exists": 1 / 2}
     accuracy = sum(h[0] for h in correct_by_type.values()) / len(questions)
     with open(os.path.join(eval_dir, "questions.json"), "w") as f:
         json.dump({"image_size": scenes.IMAGE_SIZE, "images_file": "images.rgb", "layout": "uint8 RGB, [image][y][x][channel]",
-                   "prompt": scenes.prompt_text("{question}"), "questions": questions}, f, indent=1)
+                   "prompt": scenes.prompt_text("{question}"), "questions": questions,
+                   "descriptions": descriptions}, f, indent=1)
 
     with torch.no_grad():
         hidden = model.vision.encode(normalise(images[:REFERENCE_IMAGES]))
@@ -257,13 +315,14 @@ def export_vlm(out, models_dir, reference_dir):
                    "embeddings_file": "vlm-image-embeddings.f32", "embeddings_shape": list(projected.shape),
                    "note": "f32 little-endian; hidden = the ViT's last block output (class token first), embeddings = the projector's output over the patch tokens"}, f, indent=1)
     figures = {
-        "parameters": sum(p.numel() for n, p in model.named_parameters() if not n.startswith("vision.aux")),
+        "parameters": sum(p.numel() for n, p in model.named_parameters() if not n.startswith(("vision.aux", "vision.patch_aux"))),
         "train_seconds": round(saved["train_seconds"]),
         "eval_questions": len(questions),
         "accuracy": accuracy,
         "accuracy_by_type": {k: v[0] / v[1] for k, v in correct_by_type.items()},
         "chance_by_type": chance,
         "chance": sum(chance[q["type"]] for q in questions) / len(questions),
+        "descriptions_exact": sum(d["pytorch"] == d["answer"] for d in descriptions) / len(descriptions),
     }
     lm.log("vlm", json.dumps(figures))
     return figures
