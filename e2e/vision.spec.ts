@@ -1,6 +1,6 @@
 // The demo's Vision panel in Chromium, the engine in its Web Worker: the built-in VLM loads with
 // its mmproj, a held-out image (made into a PNG in the page) goes to the worker as a data URL,
-// is decoded and resized there, and gets PyTorch's answer; then every pruning method answers with
+// is decoded and resized there, and gets PyTorch's answer and description; then every pruning method answers with
 // the budget's count of image tokens, and the overlay maps the patches as the method should
 // (merging: every patch carried by some token; selection: exactly the kept ones). One question
 // per method: SwiftShader is slow.
@@ -8,8 +8,10 @@ import { readFileSync } from 'node:fs';
 import { type Browser, expect, type Page, test } from '@playwright/test';
 import { PRUNING_METHODS } from '../src/engine/vision/pruning';
 
-const EVAL = JSON.parse(readFileSync('models/vlm-eval/questions.json', 'utf8')) as { questions: Array<{ image: number; question: string; pytorch: string }> };
+type Asked = { image: number; question: string; pytorch: string };
+const EVAL = JSON.parse(readFileSync('models/vlm-eval/questions.json', 'utf8')) as { questions: Asked[]; descriptions: Asked[] };
 const QUESTION = EVAL.questions[0];
+const DESCRIPTION = EVAL.descriptions.find((d) => d.image === QUESTION.image)!;
 const BUDGET = 0.25;
 const KEPT = Math.floor(144 * BUDGET);
 const MERGING = new Set(['tome', 'pitome']);
@@ -32,10 +34,10 @@ async function evalPng(page: Page, index: number): Promise<Buffer> {
   return Buffer.from(base64, 'base64');
 }
 
-async function ask(page: Page, method: string): Promise<{ answer: string; finish: string; kept: number; patches: number; mapped: number; tokens: number }> {
+async function ask(page: Page, method: string, question = QUESTION.question): Promise<{ answer: string; finish: string; kept: number; patches: number; mapped: number; tokens: number }> {
   await page.locator('#vision-method').selectOption(method);
   if (method !== 'none') await page.locator('#vision-budget').fill(String(BUDGET)); // (disabled for none)
-  await page.locator('#vision-question').fill(QUESTION.question);
+  await page.locator('#vision-question').fill(question);
   const answer = page.locator('#vision-answer');
   await page.locator('#vision-ask').click();
   await expect(answer).toHaveAttribute('data-finish', /.+/, { timeout: 150_000 });
@@ -79,6 +81,8 @@ test.describe('demo page: Vision panel', () => {
     expect(none).toMatchObject({ finish: 'stop', kept: 144, patches: 144, mapped: 144, tokens: 144 });
     await expect(page.locator('#vision-stat-kept')).toHaveText('144 of 144');
     await expect(page.locator('#vision-stat-ttft')).toContainText(' ms');
+    // A description is a longer greedy run (up to 48 tokens): PyTorch's, token for token.
+    expect((await ask(page, 'none', DESCRIPTION.question)).answer).toBe(DESCRIPTION.pytorch);
     // A generated scene: its questions are offered, with the scene's own answers.
     await page.locator('#vision-scene').click();
     await expect(page.locator('#vision-image')).toHaveAttribute('data-seed', /\d+/);
