@@ -234,7 +234,7 @@ describe('hardware-aware sizing', () => {
   });
 
   it('the timing guard turns speculation off when it delivers fewer tokens per millisecond than plain steps, longer each time', () => {
-    const sizer = new DraftSizer(() => 4, 10, false, 4);
+    const sizer = new DraftSizer(() => 4, 10, () => false, 4);
     const sizes: number[] = [];
     for (let step = 0; step < 80; step++) {
       const size = sizer.next(step);
@@ -251,7 +251,7 @@ describe('hardware-aware sizing', () => {
   });
 
   it('the timing guard leaves speculation on while it pays', () => {
-    const sizer = new DraftSizer(() => 4, 10, false, 4);
+    const sizer = new DraftSizer(() => 4, 10, () => false, 4);
     for (let step = 0; step < 40; step++) {
       expect(sizer.next(step)).toBe(4);
       sizer.record(step, 4, 3, 12); // 4 ms per token against 10
@@ -261,12 +261,22 @@ describe('hardware-aware sizing', () => {
   it('chooses again right after the first speculative step, once the drafts\' cost is known', () => {
     // The drafter's cost is unknown (0) until it has drafted once; then it is too dear.
     let draftMs = 0;
-    const sizer = new DraftSizer(() => (draftMs > 0 ? 0 : 4), 10, false, 4);
+    const sizer = new DraftSizer(() => (draftMs > 0 ? 0 : 4), 10, () => false, 4);
     expect(sizer.next(0)).toBe(4);
     draftMs = 50;
     sizer.record(0, 4, 2, 80);
     expect(sizer.next(1)).toBe(0);
     expect(sizer.next(2)).toBe(0);
+  });
+
+  it('probes with 2 nodes every 16th step while switched off, only as long as the probe is cheap', () => {
+    let cheap = true;
+    const sizer = new DraftSizer(() => 0, 10, () => cheap, 4);
+    const sizes = Array.from({ length: 16 }, (_, step) => sizer.next(step));
+    expect(sizes.filter((s) => s > 0)).toEqual([2]);
+    expect(sizes[15]).toBe(2);
+    cheap = false; // the drafter turned out dear: no more probes
+    expect(Array.from({ length: 32 }, (_, i) => sizer.next(16 + i)).every((s) => s === 0)).toBe(true);
   });
 
   it('counts a draft model\'s own time against it', () => {

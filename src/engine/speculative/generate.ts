@@ -153,13 +153,15 @@ async function startSizing(model: Decoder, session: Session, strategy: Strategy,
   let measuredAt = Math.max(1, session.length);
   // Prior: acceptance halves with each level.
   const depths = new AcceptanceStats(maxNodes, (i) => 0.5 ** (i + 1));
+  const draftCost = (n: number) => (strategy.draftMs?.(n) ?? 0) / measured.oneRowMs;
   const choose = () => {
     const expected = (n: number) => strategy.expectedTokens?.(n) ?? depths.expected(n);
-    const draftCost = (n: number) => (strategy.draftMs?.(n) ?? 0) / measured.oneRowMs;
     return chooseDraftSize(measured.cost, expected, maxNodes, draftCost);
   };
-  // Probing while the model says no only where rows are cheap; on a software adapter it never pays.
-  const sizer = new DraftSizer(choose, measured.oneRowMs, costOf(measured.cost, 3) < 1.5, maxNodes);
+  // Probing while the model says no only where a 2-node draft and its verify cost little more than
+  // a plain step, drafting included (a draft model's chain is not free even where rows are); on a
+  // software adapter it never pays.
+  const sizer = new DraftSizer(choose, measured.oneRowMs, () => costOf(measured.cost, 3) + draftCost(2) < 1.5, maxNodes);
   return {
     async next(step: number): Promise<number> {
       if (session.length >= 2 * measuredAt) {

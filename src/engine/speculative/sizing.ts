@@ -123,16 +123,17 @@ export class DraftSizer {
 
   /**
    * @param plainMs one plain decoding step's wall time (updated from the plain steps taken)
-   * @param probe whether to draft a little now and then while the model says no (only where rows
-   *   are cheap: then acceptance statistics can show when drafts would pay)
+   * @param probe whether to draft a little now and then while the model says no, asked at each
+   *   probe (only where a small draft is cheap: then acceptance statistics can show when drafts
+   *   would pay; where it is dear, the probes alone make speculation slower than plain decoding)
    */
-  constructor(private readonly choose: () => number, private plainMs: number, private readonly probe: boolean, private readonly maxNodes: number) {}
+  constructor(private readonly choose: () => number, private plainMs: number, private readonly probe: () => boolean, private readonly maxNodes: number) {}
 
   next(step: number): number {
     if (step < this.offUntil) return 0;
     if (step % 8 === 0 || step === this.offUntil || this.rechoose) this.chosen = this.choose();
     this.rechoose = false;
-    if (this.chosen === 0) return this.probe && step % 16 === 15 ? Math.min(2, this.maxNodes) : 0;
+    if (this.chosen === 0) return step % 16 === 15 && this.probe() ? Math.min(2, this.maxNodes) : 0;
     return this.chosen;
   }
 
