@@ -12,6 +12,8 @@ COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (50, 80, 230), "
 COLOR_NAMES = list(COLORS)
 COUNT_WORDS = ["zero", "one", "two", "three", "four"]
 QUESTION_TYPES = ["color", "shape", "count", "position", "exists"]
+PAIRS = len(SHAPES) * len(COLOR_NAMES)  # shape-colour pairs, the auxiliary heads' classes
+DESCRIBE = "Describe the scene."
 
 
 def _background(rng):
@@ -87,12 +89,11 @@ def ask(rng, objects, kind=None):
     if kind == "count":
         return kind, "How many shapes are there?", COUNT_WORDS[len(objects)]
     if kind == "position":
-        clear = [o for o in objects if abs(o["x"] - IMAGE_SIZE / 2) > 6]
+        clear = [o for o in objects if side(o) != "middle"]
         if not clear:
             return None
         o = clear[int(rng.integers(len(clear)))]
-        side = "left" if o["x"] < IMAGE_SIZE / 2 else "right"
-        return kind, f"Is the {o['color']} {o['shape']} on the left or the right?", side
+        return kind, f"Is the {o['color']} {o['shape']} on the left or the right?", side(o)
     present = {(o["shape"], o["color"]) for o in objects}
     if rng.random() < 0.5:
         shape, color = sorted(present)[int(rng.integers(len(present)))]
@@ -102,10 +103,8 @@ def ask(rng, objects, kind=None):
     return kind, f"Is there a {color} {shape}?", "no"
 
 
-DESCRIBE = "Describe the scene."
-
-
 def side(o):
+    """Left or right of the centre, or middle within 6 px of it (too close to ask about)."""
     return "left" if o["x"] < IMAGE_SIZE / 2 - 6 else "right" if o["x"] > IMAGE_SIZE / 2 + 6 else "middle"
 
 
@@ -119,24 +118,28 @@ def describe(objects):
 
 def patch_labels(objects, patch):
     """Per patch (row-major), the (shape, colour) pair covering at least a quarter of it, or
-    len(SHAPES) * len(COLOR_NAMES) for background: the patch tokens' auxiliary objective."""
+    PAIRS for background: the patch tokens' auxiliary objective."""
     cells = IMAGE_SIZE // patch
-    background = len(SHAPES) * len(COLOR_NAMES)
-    labels = np.full(cells * cells, background, dtype=np.int64)
+    labels = np.full(cells * cells, PAIRS, dtype=np.int64)
     best = np.zeros(cells * cells)
     for o in objects:
         cover = _mask(o["shape"], o["x"], o["y"], o["r"]).reshape(cells, patch, cells, patch).mean(axis=(1, 3)).ravel()
         take = (cover >= 0.25) & (cover > best)
-        labels[take] = SHAPES.index(o["shape"]) * len(COLOR_NAMES) + COLOR_NAMES.index(o["color"])
+        labels[take] = pair_index(o)
         best = np.maximum(best, cover)
     return labels
 
 
+def pair_index(o):
+    """An object's (shape, colour) pair as a class of the auxiliary heads, 0..PAIRS - 1."""
+    return SHAPES.index(o["shape"]) * len(COLOR_NAMES) + COLOR_NAMES.index(o["color"])
+
+
 def presence_labels(objects):
     """Which (shape, colour) pairs the scene holds, for the class token's auxiliary objective."""
-    labels = np.zeros(len(SHAPES) * len(COLOR_NAMES), dtype=np.float32)
+    labels = np.zeros(PAIRS, dtype=np.float32)
     for o in objects:
-        labels[SHAPES.index(o["shape"]) * len(COLOR_NAMES) + COLOR_NAMES.index(o["color"])] = 1
+        labels[pair_index(o)] = 1
     return labels
 
 

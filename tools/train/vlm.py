@@ -4,12 +4,14 @@ decoder that reads the 144 projected patch embeddings before the question.
 
 Training asks every question type about each scene at once, plus a description of the scene,
 packed into one sequence (packed_batch): the description names each object's colour, shape and
-side together, which is what teaches the language model to tie a shape to its colour.
+side together, so each shape word is trained right after its colour word (docs/MODELS.md: with it
+and the per-patch targets the model learned shapes, which it had not before).
 
 Two auxiliary heads, not exported, train the ViT: the class token learns which shape-colour
 pairs the scene holds (as CLIP's class token learns a contrastive task, so that its attention
 means something to [CLS]-based pruning), and each patch token the pair that covers it.
 """
+import functools
 import json
 import math
 import os
@@ -34,6 +36,7 @@ STEPS, BATCH = 1600, 16
 EVAL_IMAGES, EVAL_SEED = 64, 20261130
 REFERENCE_IMAGES = 3
 DESCRIPTION_TOKENS = 48  # the longest description is 39 tokens
+AUX_HEADS = ("aux", "patch_aux")  # VisionTower's training-only heads
 
 
 def gelu(x):
@@ -70,8 +73,9 @@ class VisionTower(nn.Module):
         self.blocks = nn.ModuleList(VitBlock() for _ in range(VIT_LAYERS))
         self.mm0 = nn.Linear(VIT_DIM, LM_CONFIG.dim)
         self.mm2 = nn.Linear(LM_CONFIG.dim, LM_CONFIG.dim)
-        self.aux = nn.Linear(VIT_DIM, len(scenes.SHAPES) * len(scenes.COLOR_NAMES))
-        self.patch_aux = nn.Linear(VIT_DIM, len(scenes.SHAPES) * len(scenes.COLOR_NAMES) + 1)
+        # Auxiliary heads (AUX_HEADS), not exported: pairs present, and each patch's pair or background.
+        self.aux = nn.Linear(VIT_DIM, scenes.PAIRS)
+        self.patch_aux = nn.Linear(VIT_DIM, scenes.PAIRS + 1)
 
     def encode(self, pixels):
         """pixels [batch, 3, H, W], normalised -> hidden states [batch, 1 + patches, dim], class token first."""
@@ -108,6 +112,7 @@ class VLM(nn.Module):
 SEGMENT = 28  # tokens per question-and-answer slot: the longest question with its answer and EOS
 DESCRIBE_SEGMENT = 60  # the description slot: its prompt, up to four objects (58 tokens at most) and EOS
 SLOTS = [SEGMENT] * len(scenes.QUESTION_TYPES) + [DESCRIBE_SEGMENT]
+SLOT_KINDS = scenes.QUESTION_TYPES + ["describe"]
 
 
 def packed_batch(rng, sp, size):
@@ -142,6 +147,7 @@ def packed_batch(rng, sp, size):
     return np.stack(images), ids, target, asked, (torch.from_numpy(np.stack(labels)), torch.from_numpy(np.stack(patch_labels)))
 
 
+@functools.cache  # the same for every step
 def packed_layout(prefix):
     """Positions and attention mask for BOS + image (prefix tokens) followed by the SLOTS."""
     positions = torch.cat([torch.arange(prefix)] + [prefix + torch.arange(n) for n in SLOTS])
@@ -167,7 +173,7 @@ def probe(model, sp, images=48):
     logits, _ = packed_logits(model, images, ids)
     wrong = ((logits.argmax(-1) != target) & (target != -100)).split(SLOTS, dim=1)
     return {kind: round(float((~w.any(-1) & asked[:, s]).sum() / asked[:, s].sum()), 2)
-            for s, (kind, w) in enumerate(zip(scenes.QUESTION_TYPES + ["describe"], wrong))}
+            for s, (kind, w) in enumerate(zip(SLOT_KINDS, wrong))}
 
 
 def train_vlm(out):
@@ -287,7 +293,7 @@ def export_vlm(out, models_dir, reference_dir):
     round_matrices_to_f16(model.lm)
     with torch.no_grad():
         for name, p in model.vision.named_parameters():
-            if p.dim() >= 2 and not name.startswith("position") and not name.startswith(("aux", "patch_aux")):
+            if p.dim() >= 2 and not name.startswith("position") and not name.startswith(AUX_HEADS):
                 p.copy_(p.half().float())
     correct_by_type = {}
     for q in questions:
@@ -315,7 +321,7 @@ def export_vlm(out, models_dir, reference_dir):
                    "embeddings_file": "vlm-image-embeddings.f32", "embeddings_shape": list(projected.shape),
                    "note": "f32 little-endian; hidden = the ViT's last block output (class token first), embeddings = the projector's output over the patch tokens"}, f, indent=1)
     figures = {
-        "parameters": sum(p.numel() for n, p in model.named_parameters() if not n.startswith(("vision.aux", "vision.patch_aux"))),
+        "parameters": sum(p.numel() for n, p in model.named_parameters() if not n.removeprefix("vision.").startswith(AUX_HEADS)),
         "train_seconds": round(saved["train_seconds"]),
         "eval_questions": len(questions),
         "accuracy": accuracy,
