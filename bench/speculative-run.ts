@@ -86,12 +86,12 @@ export async function runSpeculativeBench(engine: Engine, tokens: number, big: b
     }
     const decodeMs = results.reduce((s, r) => s + r.stats.decodeMs, 0);
     const generated = results.reduce((s, r) => s + r.stats.generatedTokens - 1, 0);
+    const speed = rate(results);
     const baseline = config.sampled ? plain.sampled : plain.greedy;
     if (!config.speculative && !baseline.rate) {
-      baseline.rate = rate(results);
+      baseline.rate = speed;
       baseline.tokens = results.map((r) => r.tokens);
     }
-    const speed = rate(results);
     const ratio = speed / (paired.length ? rate(paired) : baseline.rate);
     // Sampling is lossless in distribution, not token by token: the same seed draws differently.
     const identical = results.every((r, i) => r.tokens.join() === baseline.tokens[i].join());

@@ -110,9 +110,11 @@ export function makeScene(seed = Math.floor(Math.random() * 2 ** 31)): Scene {
   return { rgb, objects, questions, seed };
 }
 
+/** Left or right of the centre, or middle within 6 px of it (too close to ask about); scenes.py's side. */
+const side = (o: SceneObject) => (o.x < IMAGE_SIZE / 2 - 6 ? 'left' : o.x > IMAGE_SIZE / 2 + 6 ? 'right' : 'middle');
+
 /** Every object's colour, shape and side, ordered by colour then shape (scenes.py's describe). */
 export function describe(objects: SceneObject[]): string {
-  const side = (o: SceneObject) => (o.x < IMAGE_SIZE / 2 - 6 ? 'left' : o.x > IMAGE_SIZE / 2 + 6 ? 'right' : 'middle');
   const order = (o: SceneObject) => COLOR_NAMES.indexOf(o.color) * SHAPES.length + SHAPES.indexOf(o.shape);
   return `${[...objects].sort((a, b) => order(a) - order(b)).map((o) => `${o.color} ${o.shape} ${side(o)}`).join(', ')}.`;
 }
@@ -136,10 +138,10 @@ export function ask(rng: Random, objects: SceneObject[], type: Question['type'])
   }
   if (type === 'count') return { type, question: 'How many shapes are there?', answer: COUNT_WORDS[objects.length] };
   if (type === 'position') {
-    const clear = objects.filter((o) => Math.abs(o.x - IMAGE_SIZE / 2) > 6);
+    const clear = objects.filter((o) => side(o) !== 'middle');
     if (!clear.length) return null;
     const o = pick(clear);
-    return { type, question: `Is the ${o.color} ${o.shape} on the left or the right?`, answer: o.x < IMAGE_SIZE / 2 ? 'left' : 'right' };
+    return { type, question: `Is the ${o.color} ${o.shape} on the left or the right?`, answer: side(o) };
   }
   const present = objects.map((o) => `${o.shape} ${o.color}`);
   if (rng.next() < 0.5) {

@@ -136,7 +136,7 @@ export class Session {
     }
     if (evicting) this.compressed = new CompressedCache(gpu, model, evicting, this.caches, this.capacity);
     if (policy?.kind === 'select') this.selection = new (policy.units ? UnitMemory : KeySelection)(gpu, model, policy, this.capacity, chunk);
-    this.scratch = model.createScratch(chunk, Math.min(chunk, MAX_TREE_ROWS));
+    this.scratch = model.createScratch(chunk, MAX_TREE_ROWS);
     this.ids = gpu.buffer(chunk * 4, 'ids');
     this.positions = gpu.buffer(chunk * 4, 'positions');
     this.slots = gpu.buffer(chunk * 4, 'slots');
