@@ -493,7 +493,7 @@ describe('KV policies on the GPU', () => {
       expect(() => session.truncate(10)).toThrow(/only to 0/);
       expect(session.reusablePrefix(session.tokens.slice(0, 30))).toBe(0);
       expect(session.reusablePrefix([...session.tokens, 5])).toBe(40);
-      await expect(session.verifyTreeGreedy([5, 6], [-1, 0])).rejects.toThrow(/KV policy \(h2o\)/);
+      await expect(session.verifyTree([5, 6], [-1, 0])).rejects.toThrow(/KV policy \(h2o\)/);
       session.truncate(0);
       expect(session.length).toBe(0);
       expect(await session.kvStats()).toMatchObject({ keptTokens: 0, evictions: 0 });

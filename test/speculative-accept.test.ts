@@ -1,10 +1,12 @@
 // The GPU's speculative-sampling decision (src/shaders/speculative.ts) against its float64
 // reference on random trees, and by counting: over many independent walks the first emitted token
 // is distributed as the target's p, for point-mass drafts and for siblings drawn from q without
-// replacement (every ordered draw enumerated and weighted).
+// replacement (every ordered draw enumerated and weighted). Greedy verification's walk and the
+// path commit against their references on random trees.
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/gpu';
-import { speculativeAccept } from '../src/kernels/speculative';
+import { acceptedPath, greedyAccept, speculativeAccept } from '../src/kernels/speculative';
+import { acceptGreedyRef, acceptedPathRef } from '../src/reference/speculative-greedy';
 import { samplingUniform } from '../src/reference/sampling';
 import { acceptTreeRef, withoutReplacement } from '../src/reference/speculative-sampling';
 import { rng, testGpu } from './util';
@@ -170,4 +172,60 @@ describe('speculativeAccept', () => {
     expect(draws).toBe(12 * trials);
     for (let i = 0; i < vocab; i++) expect(Math.abs(emitted[i] - probs[i])).toBeLessThan(0.035);
   });
+});
+
+async function runGreedyAccept(gpu: Gpu, tokens: number[], parents: number[], targetNext: number[], first: number, pairs: number) {
+  const nodes = tokens.length;
+  const tokenOffset = nodes + 2; // past anything the walk writes
+  const result = gpu.buffer((tokenOffset + nodes) * 4);
+  const moves = gpu.buffer(Math.max(1, pairs) * 8);
+  const inputs = [gpu.upload(Uint32Array.from(targetNext)), gpu.upload(Uint32Array.from(tokens)), gpu.upload(Int32Array.from(parents))];
+  await gpu.run((pass) => {
+    greedyAccept(gpu, pass, { targetNext: inputs[0], tokens: inputs[1], parents: inputs[2], nodes, result });
+    acceptedPath(gpu, pass, { result, tokenOffset, tokens: inputs[1], moves, pairs, first });
+  }, 'greedy accept');
+  const words = await gpu.readU32(result);
+  const pairWords = pairs ? Array.from(await gpu.readU32(moves, 2 * pairs)) : [];
+  [...inputs, result, moves].forEach((b) => b.destroy());
+  const length = words[0];
+  return { path: Array.from(words.subarray(2, 2 + length)), bonus: words[1], tokens: Array.from(words.subarray(tokenOffset, tokenOffset + length)), moves: pairWords };
+}
+
+describe('greedyAccept and acceptedPath', () => {
+  it('the reference walks the longest agreeing path and returns the bonus', () => {
+    // root 0 -> {1 (tok 5) -> {2 (tok 7), 3 (tok 8)}, 4 (tok 6)}
+    const tokens = [9, 5, 7, 8, 6];
+    const parents = [-1, 0, 1, 1, 0];
+    expect(acceptGreedyRef(tokens, parents, [5, 8, 0, 4, 0])).toEqual({ path: [0, 1, 3], bonus: 4 });
+    expect(acceptGreedyRef(tokens, parents, [6, 0, 0, 0, 11])).toEqual({ path: [0, 4], bonus: 11 });
+    expect(acceptGreedyRef(tokens, parents, [1, 0, 0, 0, 0])).toEqual({ path: [0], bonus: 1 });
+    // Two children with the target's token: the first in index order wins.
+    expect(acceptGreedyRef([0, 3, 3], [-1, 0, 0], [3, 4, 5])).toEqual({ path: [0, 1], bonus: 4 });
+    expect(acceptedPathRef(tokens, [0, 1, 3], 3, 10)).toEqual({ tokens: [9, 5, 8], moves: [11, 11, 13, 12, 13, 13] });
+  });
+
+  for (const [nodes, shape] of [[1, 'root only'], [2, 'chain'], [9, 'chain'], [17, 'tree'], [64, 'tree'], [128, 'tree']] as const) {
+    it(`equals the reference: ${nodes} nodes, ${shape}`, async () => {
+      const gpu = await testGpu();
+      const random = rng(300 + nodes);
+      const vocab = 6; // few token values: siblings share tokens and walks run deep
+      let longest = 0;
+      for (let trial = 0; trial < 8; trial++) {
+        const parents = shape === 'tree' ? randomTree(nodes, random) : Array.from({ length: nodes }, (_, i) => i - 1);
+        const tokens = parents.map(() => Math.floor(random() * vocab));
+        // The target agrees with a random child 3 times in 4, so paths run several nodes deep.
+        const targetNext = parents.map((_, node) => {
+          const children = parents.flatMap((p, c) => (p === node ? [c] : []));
+          return children.length && random() < 0.75 ? tokens[children[Math.floor(random() * children.length)]] : Math.floor(random() * vocab);
+        });
+        const depth = Math.max(...parents.map(function depthOf(p): number { return p < 0 ? 0 : 1 + depthOf(parents[p]); }));
+        const want = acceptGreedyRef(tokens, parents, targetNext);
+        const got = await runGreedyAccept(gpu, tokens, parents, targetNext, 37, depth);
+        expect({ path: got.path, bonus: got.bonus }).toEqual(want);
+        expect({ tokens: got.tokens, moves: got.moves }).toEqual(acceptedPathRef(tokens, want.path, depth, 37));
+        longest = Math.max(longest, want.path.length);
+      }
+      expect(longest).toBeGreaterThanOrEqual(Math.min(nodes, 3)); // the walks went past the root
+    });
+  }
 });

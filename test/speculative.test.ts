@@ -10,7 +10,7 @@ import { LayerSkip, skipCandidates } from '../src/engine/speculative/layer-skip'
 import { generateSpeculative } from '../src/engine/speculative/generate';
 import { PromptLookup } from '../src/engine/speculative/prompt-lookup';
 import { DraftSizer, FIRST_BACKOFF, JUDGE_AFTER, SIZES, chooseDraftSize } from '../src/engine/speculative/sizing';
-import { type Strategy, acceptGreedy, chain } from '../src/engine/speculative/strategy';
+import { type Strategy, chain } from '../src/engine/speculative/strategy';
 import { readGGUF } from '../src/formats/gguf-reader';
 import { Decoder } from '../src/models/decoder';
 import { Tokenizer } from '../src/tokenizer';
@@ -95,15 +95,6 @@ describe('greedy speculative decoding', () => {
     expect(speculativeSteps).toBeGreaterThan(0); // the cost model said yes: the guard is under test
     expect(speculativeSteps).toBeLessThanOrEqual(2 * JUDGE_AFTER);
     expect(result.speculative.steps).toBeGreaterThan(2 * JUDGE_AFTER + FIRST_BACKOFF);
-  });
-
-  it('acceptGreedy walks the longest agreeing path and returns the bonus', () => {
-    // root 0 -> {1 (tok 5) -> {2 (tok 7), 3 (tok 8)}, 4 (tok 6)}
-    const nodes = [9, 5, 7, 8, 6];
-    const parents = [-1, 0, 1, 1, 0];
-    expect(acceptGreedy(nodes, parents, Uint32Array.from([5, 8, 0, 4, 0]))).toEqual({ path: [0, 1, 3], bonus: 4 });
-    expect(acceptGreedy(nodes, parents, Uint32Array.from([6, 0, 0, 0, 11]))).toEqual({ path: [0, 4], bonus: 11 });
-    expect(acceptGreedy(nodes, parents, Uint32Array.from([1, 0, 0, 0, 0]))).toEqual({ path: [0], bonus: 1 });
   });
 
   it('the target drafting for itself: every draft accepted, the same tokens, and the cache equals a fresh prefill', async () => {

@@ -7,7 +7,7 @@ import { type SamplingOptions, sample } from '../kernels/sampling';
 import { chainIds, gatherRows, gumbelKeys } from '../kernels/draft-tree';
 import { copy } from '../kernels/elementwise';
 import { argmax } from '../kernels/softmax';
-import { speculativeAccept } from '../kernels/speculative';
+import { acceptedPath, greedyAccept, speculativeAccept } from '../kernels/speculative';
 import { readTop1, top1 } from '../kernels/top1';
 import { selectTopK } from '../kernels/select';
 import { columnSums } from '../kernels/vision-prune';
@@ -88,9 +88,11 @@ export class Session {
   private readonly treeEnd: GPUBuffer;
   private readonly treeParents: GPUBuffer;
   private readonly kvMoves: GPUBuffer;
+  /** A verify walk's result: path length, the emitted token, the path, its tokens. */
+  private readonly treeResult: GPUBuffer;
   private readonly top1Out: GPUBuffer;
   /** Speculative sampling's buffers, made on first use: the tree rows' distributions and the accept kernel's scratch. */
-  private sampling?: { probs: GPUBuffer; rowTokens: GPUBuffer; residual: GPUBuffer; left: GPUBuffer; result: GPUBuffer };
+  private sampling?: { probs: GPUBuffer; rowTokens: GPUBuffer; residual: GPUBuffer; left: GPUBuffer };
   /** Rows for prefillEmbeddings, made on first use. */
   private inputRows?: GPUBuffer;
   /**
@@ -145,6 +147,7 @@ export class Session {
     this.treeEnd = gpu.buffer(chunk * 4, 'tree end');
     this.treeParents = gpu.buffer(chunk * 4, 'tree parents');
     this.kvMoves = gpu.buffer(chunk * 8, 'kv moves');
+    this.treeResult = gpu.buffer((2 * chunk + 2) * 4, 'verify result');
     this.top1Out = gpu.buffer(8, 'top-1 and its probability');
   }
 
@@ -375,51 +378,60 @@ export class Session {
    * occupy the slots after the cache but are not committed: the cache length is unchanged.
    */
   async evaluateTree(tokens: number[], parents: number[]): Promise<Float32Array[]> {
-    const n = await this.runTree('evaluateTree', tokens, parents);
+    const { n } = await this.runTree('evaluateTree', tokens, parents);
     const vocab = this.model.config.vocabSize;
     const logits = await this.gpu.readF32(this.scratch.logits, n * vocab);
     return Array.from({ length: n }, (_, i) => logits.slice(i * vocab, (i + 1) * vocab));
   }
 
   /**
-   * Greedy speculative verification on the GPU: runs the tree (as evaluateTree) and returns, per
-   * node, the target's argmax token after it. Only those ids come back, never the logits. The
-   * tree's K/V sit uncommitted after the cache until commitTree() keeps a path of it. The tokens
-   * come from the CPU, or a GpuDraft writes them into the ids buffer inside the same submission
-   * (and may read the logits after the forward); then they are read back with the argmaxes.
+   * Speculative verification, all on the GPU: runs [root, ...draft] after the cache in one forward
+   * (tree attention; node i at position length + depth(i), its K/V in slot length + i), then walks
+   * the tree from the root to the path the target keeps and the token it emits after it:
+   * - greedy (no `sampling`): while a child holds the target's argmax after the current node (A1
+   *   step 4, A2 steps 5 and 8); the bonus is the argmax after the last kept node;
+   * - sampling: the lossless acceptance rules (src/shaders/speculative.ts), for point-mass drafts,
+   *   or for children drawn from `draft`'s rows without replacement (RSD).
+   * `commit`: in the same submission the kept nodes' K/V move to the slots right after the cache,
+   * in order, in every layer (K2), and their tokens join the cache; the other nodes are dropped.
+   * Without it the cache is unchanged. The tokens come from the CPU, or a GpuDraft writes them
+   * into the ids buffer inside the submission (and may read the logits after the forward). Only
+   * the path's node indices, its tokens and the emitted token come back: 4 bytes each.
    */
-  async verifyTreeGreedy(tokens: number[] | GpuDraft, parents: number[]): Promise<{ targetNext: Uint32Array; tokens: number[] }> {
-    const n = await this.runTree('verifyTreeGreedy', tokens, parents, (pass, rows) => {
-      argmax(this.gpu, pass, { x: this.scratch.logits, out: this.treeArgmax, rows, n: this.model.config.vocabSize });
-      if (!Array.isArray(tokens)) tokens.afterVerify?.(pass, this.scratch.logits, this.ids, rows);
-    });
-    // Both reads wait on the same submission: one round trip.
-    const [targetNext, ids] = await Promise.all([this.gpu.readU32(this.treeArgmax, n), Array.isArray(tokens) ? tokens : this.gpu.readU32(this.ids, n)]);
-    return { targetNext, tokens: Array.from(ids) };
-  }
-
-  /**
-   * Speculative sampling's verification on the GPU: runs the tree (as evaluateTree), turns every
-   * row's logits into the target's sampling distribution, and walks the tree with the lossless
-   * acceptance rules (src/shaders/speculative.ts): point-mass drafts, or children drawn from
-   * `draft`'s rows without replacement. Returns the accepted path (node indices, root first) and
-   * the token the target emits after it; nothing else leaves the GPU. As with verifyTreeGreedy,
-   * the tree's K/V wait for commitTree().
-   */
-  async verifyTreeSampled(tokens: number[] | GpuDraft, parents: number[], sampling: TreeSampling, draft?: DraftProbs): Promise<{ path: number[]; token: number; tokens: number[] }> {
+  async verifyTree(
+    tokens: number[] | GpuDraft, parents: number[], options: { sampling?: TreeSampling; draft?: DraftProbs; commit?: boolean } = {},
+  ): Promise<{ path: number[]; tokens: number[]; next: number }> {
+    const { sampling, draft, commit } = options;
     const vocab = this.model.config.vocabSize;
-    const buffers = this.samplingBuffers();
+    const buffers = sampling && this.samplingBuffers();
     if (parents.length <= this.treeRows) this.gpu.write(this.treeParents, Int32Array.from(parents));
-    const n = await this.runTree('verifyTreeSampled', tokens, parents, (pass, rows) => {
+    const first = this.length;
+    // In a chain node i sits at depth i, so every kept node is already in its slot.
+    const chain = parents.every((p, i) => p === i - 1);
+    // A path has at most depth + 1 nodes: the result holds [L, next, path, the path's tokens].
+    const tokensAt = (depth: number) => 2 + depth + 1;
+    const { depth } = await this.runTree('verifyTree', tokens, parents, (pass, rows, depth) => {
+      const pairs = commit && !chain ? depth : 0;
       if (!Array.isArray(tokens)) tokens.afterVerify?.(pass, this.scratch.logits, this.ids, rows);
-      sample(this.gpu, pass, { logits: this.scratch.logits, tokens: buffers.rowTokens, rows, vocab, ...sampling, probs: buffers.probs });
-      speculativeAccept(this.gpu, pass, {
-        probs: buffers.probs, tokens: this.ids, parents: this.treeParents, nodes: rows, vocab, seed: sampling.seed, step: sampling.step,
-        residual: buffers.residual, result: buffers.result, ...(draft ? { draft: draft.buffer, draftStride: draft.stride, left: buffers.left } : {}),
-      });
+      if (buffers) {
+        sample(this.gpu, pass, { logits: this.scratch.logits, tokens: buffers.rowTokens, rows, vocab, ...sampling!, probs: buffers.probs });
+        speculativeAccept(this.gpu, pass, {
+          probs: buffers.probs, tokens: this.ids, parents: this.treeParents, nodes: rows, vocab, seed: sampling!.seed, step: sampling!.step,
+          residual: buffers.residual, result: this.treeResult, ...(draft ? { draft: draft.buffer, draftStride: draft.stride, left: buffers.left } : {}),
+        });
+      } else {
+        argmax(this.gpu, pass, { x: this.scratch.logits, out: this.treeArgmax, rows, n: vocab });
+        greedyAccept(this.gpu, pass, { targetNext: this.treeArgmax, tokens: this.ids, parents: this.treeParents, nodes: rows, result: this.treeResult });
+      }
+      acceptedPath(this.gpu, pass, { result: this.treeResult, tokenOffset: tokensAt(depth), tokens: this.ids, moves: this.kvMoves, pairs, first });
+      for (const cache of pairs ? this.caches : []) kvMove(this.gpu, pass, { cache, pairs: this.kvMoves, count: pairs });
     });
-    const [result, ids] = await Promise.all([this.gpu.readU32(buffers.result, n + 2), Array.isArray(tokens) ? tokens : this.gpu.readU32(this.ids, n)]);
-    return { path: Array.from(result.subarray(2, 2 + result[0])), token: result[1], tokens: Array.from(ids) };
+    const result = await this.gpu.readU32(this.treeResult, tokensAt(depth) + depth + 1);
+    const length = result[0];
+    const path = Array.from(result.subarray(2, 2 + length));
+    const kept = Array.from(result.subarray(tokensAt(depth), tokensAt(depth) + length));
+    if (commit) this.tokens.push(...kept);
+    return { path, tokens: kept, next: result[1] };
   }
 
   /**
@@ -435,7 +447,7 @@ export class Session {
     const vocab = this.model.config.vocabSize;
     const { probs, rowTokens } = this.samplingBuffers();
     const { keys, children, childProbs } = this.expansionBuffers();
-    const n = await this.runTree('expandTree', tokens, parents, (pass, rows) => {
+    const { n } = await this.runTree('expandTree', tokens, parents, (pass, rows) => {
       sample(this.gpu, pass, { logits: this.scratch.logits, tokens: rowTokens, rows, vocab, ...(sampling ?? { temperature: 1, seed: 0, step: 0 }), probs });
       if (sampling) gumbelKeys(this.gpu, pass, { q: probs, keys, rows, n: vocab, seed: sampling.seed, step: sampling.step });
       topk(this.gpu, pass, { x: sampling ? keys : probs, out: children, rows, n: vocab, k: m });
@@ -469,14 +481,13 @@ export class Session {
         rowTokens: this.gpu.buffer(rows * 4, 'tree sampled'),
         residual: this.gpu.buffer(vocab * 4, 'accept residual'),
         left: this.gpu.buffer(vocab * 4, 'accept draft left'),
-        result: this.gpu.buffer((rows + 2) * 4, 'accept result'),
       };
     }
     return this.sampling;
   }
 
-  /** One forward over a token tree after the cache (logits of every node in scratch.logits); returns the node count. */
-  private async runTree(what: string, tokens: number[] | GpuDraft, parents: number[], after?: (pass: GPUComputePassEncoder, rows: number) => void): Promise<number> {
+  /** One forward over a token tree after the cache (logits of every node in scratch.logits); returns the node count and the tree's depth. */
+  private async runTree(what: string, tokens: number[] | GpuDraft, parents: number[], after?: (pass: GPUComputePassEncoder, rows: number, depth: number) => void): Promise<{ n: number; depth: number }> {
     this.refuseCompressed(what);
     const n = Array.isArray(tokens) ? tokens.length : tokens.count;
     if (n !== parents.length || n < 1 || n > this.treeRows) {
@@ -484,6 +495,7 @@ export class Session {
     }
     if (this.length + n > this.capacity) throw new GpuError('too-large', `a tree of ${n} does not fit after ${this.length} cached tokens (context ${this.capacity})`);
     const { treeEnd, depths } = treeMaskFromParents(parents);
+    const depth = Math.max(...depths);
     const first = this.length;
     this.gpu.write(this.treeEnd, treeEnd);
     if (Array.isArray(tokens)) this.gpu.write(this.ids, Uint32Array.from(tokens));
@@ -495,31 +507,9 @@ export class Session {
         count: n, ids: this.ids, positions: this.positions, slots: this.slots,
         queryStart: first, kvLen: first + n, mask: { kind: 'tree', treeEnd: this.treeEnd }, logits: 'all',
       });
-      after?.(pass, n);
+      after?.(pass, n, depth);
     }, 'verify tree');
-    return n;
-  }
-
-  /**
-   * Keeps one root-to-leaf path of the tree last verified: `path` lists node indices in DFS order
-   * (the root, index 0, first; each a child of the one before). Their K/V move to the slots right
-   * after the cache, in every layer, and their tokens join the cache; the other nodes are dropped.
-   */
-  async commitTree(tokens: number[], path: number[]): Promise<void> {
-    const first = this.length;
-    const moves: number[] = [];
-    path.forEach((node, i) => {
-      if (i > 0 && node <= path[i - 1]) throw new GpuError('bad-argument', `commitTree: path ${path.join(',')} is not in DFS order`);
-      if (node !== i) moves.push(first + node, first + i);
-    });
-    if (moves.length) {
-      if (moves.length > 2 * this.treeRows) throw new GpuError('bad-argument', `commitTree: a path of ${path.length} nodes is longer than a tree can be`);
-      this.gpu.write(this.kvMoves, Uint32Array.from(moves));
-      await this.gpu.run((pass) => {
-        for (const cache of this.caches) kvMove(this.gpu, pass, { cache, pairs: this.kvMoves, count: moves.length / 2 });
-      }, 'commit tree');
-    }
-    this.tokens.push(...path.map((node) => tokens[node]));
+    return { n, depth };
   }
 
   /**
@@ -663,6 +653,6 @@ export class Session {
     this.selection?.destroy();
     this.caches.forEach(destroyKvCache);
     this.inputRows?.destroy();
-    for (const b of [...(this.pruning ? [this.pruning.mass, this.pruning.scores, this.pruning.count, ...this.pruning.levels.flatMap((l) => Object.values(l))] : []), this.pageTable, this.treeArgmax, this.treeEnd, this.treeParents, this.kvMoves, this.top1Out, ...Object.values(this.sampling ?? {}), ...Object.values(this.expansion ?? {}), ...(this.chain ? [this.chain.feedIds, this.chain.feedPositions, this.chain.drafts, this.chain.positions] : []), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
+    for (const b of [...(this.pruning ? [this.pruning.mass, this.pruning.scores, this.pruning.count, ...this.pruning.levels.flatMap((l) => Object.values(l))] : []), this.pageTable, this.treeArgmax, this.treeEnd, this.treeParents, this.kvMoves, this.treeResult, this.top1Out, ...Object.values(this.sampling ?? {}), ...Object.values(this.expansion ?? {}), ...(this.chain ? [this.chain.feedIds, this.chain.feedPositions, this.chain.drafts, this.chain.positions] : []), this.ids, this.positions, this.slots, this.sampledToken, ...Object.values(this.scratch).filter((v): v is GPUBuffer => !!v && typeof v === 'object')]) b.destroy();
   }
 }

@@ -200,3 +200,63 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   }
 }
 `;
+
+// Greedy verification's decision on the GPU (A2 step 8, A1 step 4): one thread walks the verified
+// tree from the root while a child (in index order) holds the target's argmax after the current
+// node. result: [path length L, the target's argmax after the last kept node (the bonus token),
+// the L path node indices, root first], the layout speculativeAccept writes.
+export const greedyAcceptWgsl = /* wgsl */ `
+struct Params { nodes: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
+@group(0) @binding(0) var<storage, read> target_next: array<u32>;
+@group(0) @binding(1) var<storage, read> tokens: array<u32>;
+@group(0) @binding(2) var<storage, read> parents: array<i32>;
+@group(0) @binding(3) var<storage, read_write> result: array<u32>;
+@group(0) @binding(4) var<uniform> params: Params;
+
+@compute @workgroup_size(1)
+fn main() {
+  var cur = 0u;
+  var length = 1u;
+  result[2] = 0u;
+  loop {
+    let want = target_next[cur];
+    // DFS preorder puts children after their parent: the next node is always a later index.
+    var next = 0u;
+    for (var c = cur + 1u; c < params.nodes; c++) {
+      if (parents[c] == i32(cur) && tokens[c] == want) {
+        next = c;
+        break;
+      }
+    }
+    if (next == 0u) { break; }
+    result[2u + length] = next;
+    length++;
+    cur = next;
+  }
+  result[0] = length;
+  result[1] = target_next[cur];
+}
+`;
+
+// After either walk: the kept path's tokens go to result[token_offset + i] (read back with the
+// path), and the K/V moves that commit it (node path[i]'s slot to slot i, after the cache; K2) go
+// to moves[2i - 2], moves[2i - 1] for i in 1..=pairs. Past the path's end the pairs are identities,
+// so kvMove can run a fixed count of pairs in the same submission, before the CPU knows the path.
+export const acceptedPathWgsl = /* wgsl */ `
+struct Params { first: u32, pairs: u32, token_offset: u32, _pad: u32 }
+@group(0) @binding(0) var<storage, read_write> result: array<u32>;
+@group(0) @binding(1) var<storage, read> tokens: array<u32>;
+@group(0) @binding(2) var<storage, read_write> moves: array<u32>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+@compute @workgroup_size(1)
+fn main() {
+  let length = result[0];
+  for (var i = 0u; i < length; i++) { result[params.token_offset + i] = tokens[result[2u + i]]; }
+  for (var i = 1u; i <= params.pairs; i++) {
+    let node = select(i, result[2u + i], i < length);
+    moves[2u * i - 2u] = params.first + node;
+    moves[2u * i - 1u] = params.first + i;
+  }
+}
+`;

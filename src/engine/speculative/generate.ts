@@ -3,8 +3,8 @@
 // and emits its tokens plus one token of the target's own. Greedy: the path is the longest one
 // whose tokens are the target's own greedy choices, so the output is the target's greedy output.
 // Sampling (temperature > 0): the path and the extra token come from the lossless acceptance
-// rules on the GPU (Session.verifyTreeSampled), so the output is distributed as plain sampling's.
-// Either way only token ids leave the GPU.
+// rules, so the output is distributed as plain sampling's. Either way Session.verifyTree walks the
+// tree and commits the path on the GPU, and only the accepted ids leave it.
 import { GpuError } from '../../gpu';
 import type { Decoder } from '../../models/decoder';
 import type { Tokenizer } from '../../tokenizer';
@@ -12,7 +12,7 @@ import { EngineError } from '../errors';
 import { DEFAULT_TEMPERATURE, type GenerateRequest, type GenerateResult, GeneratedText, checkedPrompt, generationStats } from '../generate';
 import type { Session } from '../session';
 import { AcceptanceStats, DraftSizer, chooseDraftSize, costOf, verifyCost } from './sizing';
-import { EMPTY_TREE, type Strategy, acceptGreedy } from './strategy';
+import { EMPTY_TREE, type Strategy } from './strategy';
 
 export interface SpeculativeStats {
   strategy: string;
@@ -89,33 +89,27 @@ export async function generateSpeculative(
     const draft = 'tokens' in tree
       ? [root, ...tree.tokens]
       : { count: parents.length, fill: (pass: GPUComputePassEncoder, ids: GPUBuffer) => tree.fill(pass, ids, root), afterVerify: tree.afterVerify?.bind(tree) };
-    let nodes: number[];
     let path: number[];
+    let kept: number[];
     let bonus: number;
-    let targetNext: Uint32Array | undefined;
     if (parents.length === 1) {
       // No draft: a plain decoding step (one forward, the next token read back), cheaper than a
       // one-row tree verification. Nothing was proposed, so the strategy has nothing to learn.
-      nodes = [root];
       path = [0];
+      kept = [root];
       bonus = stepSampling ? (await session.feedSampled([root], stepSampling)).token : (await session.feedConfident([root])).token;
     } else {
-      if (stepSampling) {
-        ({ tokens: nodes, path, token: bonus } = await session.verifyTreeSampled(draft, parents, stepSampling, 'tokens' in tree ? tree.draftProbs : undefined));
-      } else {
-        ({ targetNext, tokens: nodes } = await session.verifyTreeGreedy(draft, parents));
-        ({ path, bonus } = acceptGreedy(nodes, parents, targetNext));
-      }
-      await session.commitTree(nodes, path);
-      await strategy.observe?.({ nodes, parents, targetNext, path });
+      const draftProbs = 'tokens' in tree ? tree.draftProbs : undefined;
+      ({ path, tokens: kept, next: bonus } = await session.verifyTree(draft, parents, { sampling: stepSampling, draft: draftProbs, commit: true }));
+      await strategy.observe?.({ parents, path, tokens: kept });
     }
     stats.steps++;
-    stats.drafted += nodes.length - 1;
+    stats.drafted += parents.length - 1;
     stats.accepted += path.length - 1;
-    sizing?.record(stats.steps - 1, nodes.length - 1, path, performance.now() - stepStart);
+    sizing?.record(stats.steps - 1, parents.length - 1, path, performance.now() - stepStart);
     if (!firstTokenAt) firstTokenAt = performance.now();
     let more = true;
-    for (const [i, node] of [...path.slice(1).map((n) => nodes[n]), bonus].entries()) {
+    for (const [i, node] of [...kept.slice(1), bonus].entries()) {
       drafting = i < path.length - 1;
       if (!(more = output.push(node) && output.tokens.length < maxTokens)) break;
     }

@@ -11,7 +11,7 @@
 // model accepts most per unit of drafting time.
 import type { Decoder } from '../../models/decoder';
 import type { Session } from '../session';
-import { type DraftTree, EMPTY_TREE, type GpuDraftTree, type Strategy, acceptGreedy, chain } from './strategy';
+import { type DraftTree, EMPTY_TREE, type GpuDraftTree, type Strategy, chain } from './strategy';
 
 export interface LayerSkipOptions {
   /** Tokens drafted per step. Default 3. */
@@ -75,9 +75,7 @@ export class LayerSkip implements Strategy {
         const drafts = await this.session.greedyChain([text[p]], this.draftLength, { skipLayers: new Set(skip) });
         ms += performance.now() - start;
         const nodes = [text[p], ...drafts];
-        const parents = nodes.map((_, i) => i - 1);
-        const { targetNext } = await this.session.verifyTreeGreedy(nodes, parents);
-        accepted += acceptGreedy(nodes, parents, targetNext).path.length - 1;
+        accepted += (await this.session.verifyTree(nodes, nodes.map((_, i) => i - 1))).path.length - 1;
       }
       scores.push({ skip, acceptance: accepted / (positions.length * this.draftLength), msPerToken: ms / (positions.length * this.draftLength) });
     }

@@ -28,14 +28,12 @@ export interface GpuDraftTree {
 }
 
 export interface VerifiedStep {
-  /** The root (the last emitted token, not yet in the cache) and the draft: [root, ...tree.tokens]. */
-  nodes: number[];
-  /** parents of `nodes` (the root's is -1). */
+  /** parents of the verified nodes [root, ...draft] (the root's is -1). */
   parents: number[];
-  /** The target's greedy choice after each node (greedy decoding only). */
-  targetNext?: Uint32Array;
   /** Node indices kept, the root first. */
   path: number[];
+  /** The kept nodes' tokens, the root first. */
+  tokens: number[];
 }
 
 export interface Strategy {
@@ -62,20 +60,4 @@ export const EMPTY_TREE: DraftTree = { tokens: [], parents: [] };
 /** A chain of drafts: each the child of the one before. */
 export function chain(tokens: number[]): DraftTree {
   return { tokens, parents: tokens.map((_, i) => i - 1) };
-}
-
-/**
- * Walks the verified tree from the root while a child holds the target's choice; returns the
- * kept node indices (root first) and the bonus token: the target's choice after the last of them.
- */
-export function acceptGreedy(nodes: readonly number[], parents: readonly number[], targetNext: Uint32Array): { path: number[]; bonus: number } {
-  const children: number[][] = nodes.map(() => []);
-  parents.forEach((p, i) => p >= 0 && children[p].push(i));
-  const path = [0];
-  for (;;) {
-    const current = path.at(-1)!;
-    const next = children[current].find((c) => nodes[c] === targetNext[current]);
-    if (next === undefined) return { path, bonus: targetNext[current] };
-    path.push(next);
-  }
 }
