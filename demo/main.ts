@@ -202,7 +202,7 @@ async function speculativeRequest(): Promise<SpeculativeRequest | undefined> {
     draftLoaded = true;
     $('spec-status').textContent = `draft: ${DRAFT}`;
   }
-  return { strategy: strategy as SpeculativeRequest['strategy'], sizing: $<HTMLSelectElement>('spec-sizing').value as 'auto' | 'fixed', maxNodes: number('spec-nodes'), branching: number('spec-branching'), minConfidence: number('spec-confidence') };
+  return { strategy: strategy as SpeculativeRequest['strategy'], sizing: $<HTMLSelectElement>('spec-sizing').value as 'auto' | 'fixed', maxNodes: number('spec-nodes'), branching: number('spec-branching'), minConfidence: number('spec-confidence'), minPathValue: number('spec-path-value') };
 }
 
 // ---- KV-cache compression ----

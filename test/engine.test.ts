@@ -201,6 +201,8 @@ describe('Engine (in-thread)', () => {
       expect(first.stats.speculative!.steps).toBeLessThanOrEqual(6);
     }
     expect(await kindOf(engine.generate({ prompt, maxTokens: 4, temperature: 0.7, repetitionPenalty: 1.2, speculative: { strategy: 'prompt-lookup' } }).result)).toBe('bad-request');
+    expect(await kindOf(engine.generate({ prompt, maxTokens: 4, temperature: 0, speculative: { strategy: 'prompt-lookup', minPathValue: 2 } }).result)).toBe('bad-request');
+    expect(await kindOf(engine.generate({ prompt, maxTokens: 4, temperature: 0, speculative: { strategy: 'prompt-lookup', minConfidence: -1 } }).result)).toBe('bad-request');
     const otherVocab = llamaFixtureSpec(shape).spec;
     expect(await kindOf(engine.loadDraft(encodeGGUF({ ...otherVocab, metadata: [...(otherVocab.metadata as Iterable<readonly [string, never]>)].map(([k, v]) => k === 'tokenizer.ggml.tokens' ? [k, gv.strings((v as unknown as { value: { items: string[] } }).value.items.map((t, i) => i === 300 ? 'xyz' : t))] : [k, v]) as never })))).toBe('bad-request');
   }, 600_000);

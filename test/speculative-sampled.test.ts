@@ -62,7 +62,7 @@ describe('speculative sampling', () => {
   }, 600_000);
   afterAll(() => target?.destroy());
 
-  async function expectPlainDistribution(strategy: Strategy): Promise<{ acceptanceRate: number }> {
+  async function expectPlainDistribution(strategy: Strategy, draws = DRAWS): Promise<{ acceptanceRate: number }> {
     const gpu = await testGpu();
     const session = new Session(gpu, target, { contextLength: 256, prefillChunk: 32 });
     const counts = [new Map<string, number>(), new Map<string, number>()];
@@ -70,7 +70,7 @@ describe('speculative sampling', () => {
     let drafted = 0;
     try {
       await session.prefill(prompt.slice(0, -1));
-      for (let seed = 0; seed < DRAWS; seed++) {
+      for (let seed = 0; seed < draws; seed++) {
         session.truncate(prompt.length - 1);
         const result = await generateSpeculative(target, tokenizer, session, { tokens: prompt.slice(-1), maxTokens: 4, temperature: TEMPERATURE, seed }, strategy, { sizing: 'fixed', maxNodes: 3 });
         // Four tokens, so that the first step's budget is the whole tree (3 nodes); the first two are counted.
@@ -83,7 +83,7 @@ describe('speculative sampling', () => {
       session.destroy();
     }
     for (const [i, [what, exact]] of ([['first token', first], ['first pair', pairs]] as const).entries()) {
-      const { statistic, df } = chiSquare(counts[i], exact, DRAWS);
+      const { statistic, df } = chiSquare(counts[i], exact, draws);
       console.log(`${strategy.name}, ${what}: chi-square ${statistic.toFixed(1)} with ${df} df (critical ${critical(df).toFixed(1)}); acceptance ${(accepted / drafted).toFixed(2)}`);
       expect(df).toBeGreaterThan(0);
       expect(statistic, `${strategy.name}, ${what}`).toBeLessThan(critical(df));
@@ -130,6 +130,52 @@ describe('speculative sampling', () => {
       expect(siblings).toBeGreaterThan(DRAWS / 2); // the trees did branch at the root
       expect(acceptanceRate).toBeGreaterThan(0.1);
       expect(acceptanceRate).toBeLessThan(0.95);
+    } finally {
+      drafter.destroy();
+    }
+  }, 600_000);
+
+  it('A8 with sampling: nodes where the drafter is unsure get no children, and the output keeps the target\'s distribution', async () => {
+    const gpu = await testGpu();
+    // The rule reads each node's top probability, never the drawn token's: dropping a draw by its
+    // own q (what greedy drafting does) gave a chi-square of 30 here (critical 14.1) at 400 draws.
+    const drafter = new DraftModel(gpu, target, target, { draftLength: 2, minConfidence: 0.2 });
+    const sizes = new Set<number>();
+    const strategy: Strategy = {
+      name: 'draft model, A8 at 0.2',
+      async propose(context, root, budget, sampling) {
+        const tree = await drafter.propose(context, root, budget, sampling && { ...sampling, temperature: 1.2 });
+        if (budget >= 2) sizes.add(tree.parents.length);
+        return tree;
+      },
+    };
+    try {
+      await expectPlainDistribution(strategy, 400);
+      expect(sizes.has(2)).toBe(true); // confident nodes were expanded...
+      expect([...sizes].some((n) => n < 2)).toBe(true); // ...and doubted ones were not
+    } finally {
+      drafter.destroy();
+    }
+  }, 600_000);
+
+  it('a DySpec tree whose nodes compete for the budget (and a path-value threshold, A8 rule 2) gives the target\'s distribution', async () => {
+    const gpu = await testGpu();
+    // Three siblings drawn under the root, two join; then the root's third draw competes with the
+    // first two's children for the last node, by value. With sampling a draw's value uses its
+    // Gumbel key, not its q: choosing by q would prefer likely tokens and bias the walk.
+    const drafter = new DraftModel(gpu, target, target, { draftLength: 2, branching: 3, minPathValue: 0.02 });
+    const shapes = new Set<string>();
+    const strategy: Strategy = {
+      name: 'DySpec tree with selection',
+      async propose(context, root, budget, sampling) {
+        const tree = await drafter.propose(context, root, budget, sampling && { ...sampling, temperature: 1.2 });
+        if (budget >= 3) shapes.add(tree.parents.join());
+        return tree;
+      },
+    };
+    try {
+      await expectPlainDistribution(strategy, 300);
+      expect(shapes.size).toBeGreaterThan(1); // the selection chose different shapes
     } finally {
       drafter.destroy();
     }

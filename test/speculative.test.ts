@@ -168,7 +168,7 @@ describe('greedy speculative decoding', () => {
     }
   }, 300_000);
 
-  it('confidence early stop (A8): a higher threshold drafts less, and the tokens stay plain greedy\'s', async () => {
+  it('confidence early stop (A8, rules 1 and 2): a higher threshold drafts less, and the tokens stay plain greedy\'s', async () => {
     const gpu = await testGpu();
     const want = await plain(24);
     const drafted: number[] = [];
@@ -185,6 +185,18 @@ describe('greedy speculative decoding', () => {
     expect(drafted[1]).toBeLessThanOrEqual(drafted[0]);
     // Probability 1 is never reached by a softmax of distinct logits: nothing is drafted.
     expect(drafted[2]).toBe(0);
+    // Rule 2 on a DySpec tree: a path-value threshold grows smaller trees, with the same tokens.
+    const treeDrafted: number[] = [];
+    for (const minPathValue of [0, 0.3]) {
+      const strategy = new DraftModel(gpu, other, target, { draftLength: 3, branching: 3, minPathValue });
+      const { result, session } = await speculative(strategy, 24);
+      session.destroy();
+      strategy.destroy();
+      await expectSameOrNearTie(result.tokens, want);
+      treeDrafted.push(result.speculative.drafted / result.speculative.steps);
+    }
+    console.log(`tree nodes per step at min path value 0, 0.3: ${treeDrafted.map((n) => n.toFixed(1)).join(', ')}`);
+    expect(treeDrafted[1]).toBeLessThan(treeDrafted[0]);
     const session = new Session(gpu, target, { contextLength: 512, prefillChunk: 32 });
     const skipping = new LayerSkip(session, target.config.layers, { minConfidence: 1 });
     expect(await skipping.propose([], 4, 3)).toEqual({ tokens: [], parents: [] });

@@ -137,8 +137,15 @@ export interface SpeculativeRequest {
   branching?: number;
   /** 'auto' (default): size each step's draft by the measured verify cost on this device, down to plain decoding; 'fixed': always maxNodes. */
   sizing?: 'auto' | 'fixed';
-  /** Confidence early stop (A8) for draft-model and layer-skip: a draft whose probability under the drafter is below this is not proposed, nor anything after it. Default 0 (off). */
+  /**
+   * Confidence early stop (A8) for draft-model and layer-skip: a draft whose probability under the
+   * drafter is below this is not proposed, nor anything after it. When sampling, a draft-model
+   * node whose top probability is below this gets no children (a rule that looked at the drawn
+   * token would bias the output). Default 0 (off).
+   */
   minConfidence?: number;
+  /** A8 rule 2 for draft-model trees: no node whose path value (the product of the drafter's probabilities along its path) is below this. Default 0 (off). */
+  minPathValue?: number;
 }
 
 export interface CompletionStats extends GenerationStats {
@@ -477,8 +484,10 @@ export class EngineCore {
   /** The strategy for a request; Token Recycling's candidate matrix lives as long as the model (hot start). */
   private async strategy(request: SpeculativeRequest, session: Session, text: number[], greedy: boolean): Promise<Strategy> {
     const { decoder, info } = this.model();
-    const confidence = request.minConfidence ?? 0;
-    if (!(confidence >= 0 && confidence <= 1)) throw new EngineError('bad-request', `speculative.minConfidence must be in [0, 1], got ${request.minConfidence}`);
+    for (const key of ['minConfidence', 'minPathValue'] as const) {
+      const value = request[key] ?? 0;
+      if (!(value >= 0 && value <= 1)) throw new EngineError('bad-request', `speculative.${key} must be in [0, 1], got ${request[key]}`);
+    }
     switch (request.strategy) {
       case 'prompt-lookup':
         return new PromptLookup({ draftLength: request.draftLength });
@@ -487,7 +496,7 @@ export class EngineCore {
         return this.recycling;
       case 'draft-model':
         if (!this.draft) throw new EngineError('bad-request', 'no draft model is loaded: call loadDraft() first');
-        return new DraftModel(this.gpu!, this.draft.decoder, decoder, { draftLength: request.draftLength, branching: request.branching ?? (greedy ? 1 : 4), contextLength: info.sessionContext, minConfidence: request.minConfidence });
+        return new DraftModel(this.gpu!, this.draft.decoder, decoder, { draftLength: request.draftLength, branching: request.branching ?? (greedy ? 1 : 4), contextLength: info.sessionContext, minConfidence: request.minConfidence, minPathValue: request.minPathValue });
       case 'layer-skip': {
         const strategy = new LayerSkip(session, info.layers, { draftLength: request.draftLength, skip: this.layerSkipSet, minConfidence: request.minConfidence });
         // Which layers to skip is measured once per model, on the first prompt long enough to tell.

@@ -40,6 +40,14 @@ export interface ChainOptions {
   into?: { ids: GPUBuffer; root: number };
 }
 
+/** A node after Session.expandTree: its children in draw order and its top probability. */
+export interface ExpandedNode {
+  /** key: the child's Gumbel key with sampling (log q + noise), log q without. Children with q = 0 are left out. */
+  children: Array<{ token: number; q: number; key: number }>;
+  /** The node's largest probability under the drafter (at the sampling temperature, before top-k/top-p; greedy: its first child's q). */
+  top: number;
+}
+
 /** Sampling settings with the seed and step that pick this verify step's uniforms. */
 export type TreeSampling = Omit<SamplingOptions, 'seed' | 'step'> & { seed: number; step: number };
 
@@ -104,7 +112,7 @@ export class Session {
   /** Pruning's buffers, made on first use: per level its slots, kept rows and their positions; the image's attention mass and scores. */
   private pruning?: { levels: Array<{ slots: GPUBuffer; rows: GPUBuffer; positions: GPUBuffer }>; mass: GPUBuffer; scores: GPUBuffer; count: GPUBuffer };
   /** Draft-tree expansion's buffers, made on first use: Gumbel keys per row, chosen children and their probabilities. */
-  private expansion?: { keys: GPUBuffer; children: GPUBuffer; childProbs: GPUBuffer };
+  private expansion?: { keys: GPUBuffer; children: GPUBuffer; childProbs: GPUBuffer; childKeys: GPUBuffer; tops: GPUBuffer };
   /** Chained drafting's buffers (recordGreedyChain), made on first use and grown as needed. */
   private chain?: { feedIds: GPUBuffer; feedPositions: GPUBuffer; drafts: GPUBuffer; positions: GPUBuffer; regions: number };
 
@@ -439,25 +447,39 @@ export class Session {
    * node's logits into the drafter's distribution q (the sampling settings; temperature 1 when
    * `sampling` is absent), then gives each node `m` children with their q: drawn from q without
    * replacement, in draw order (Gumbel-top-k, what RSD's siblings need), or, without sampling, the
-   * m likeliest. Only those ids and probabilities come back. `keep` copies node i's q row to row
-   * `keep.rows[i]` of its buffer (-1: not kept), for the verify walk. The cache is unchanged.
+   * m likeliest. With sampling each child also carries its Gumbel key (log q + Gumbel noise; the
+   * j-th draw's key is independent of which token it drew), and each node its top probability
+   * at the sampling temperature (A8's confidence). Only those come back. `keep` copies node i's q
+   * row to row `keep.rows[i]` of its buffer (-1: not kept), for the verify walk. The cache is
+   * unchanged.
    */
-  async expandTree(tokens: number[], parents: number[], m: number, sampling: TreeSampling | undefined, keep?: { probs: DraftProbs; rows: number[] }): Promise<Array<Array<{ token: number; q: number }>>> {
+  async expandTree(tokens: number[], parents: number[], m: number, sampling: TreeSampling | undefined, keep?: { probs: DraftProbs; rows: number[] }): Promise<ExpandedNode[]> {
     if (!Number.isInteger(m) || m < 1 || m > MAX_TOPK) throw new GpuError('bad-argument', `expandTree: m must be 1..${MAX_TOPK}, got ${m}`);
     const vocab = this.model.config.vocabSize;
     const { probs, rowTokens } = this.samplingBuffers();
-    const { keys, children, childProbs } = this.expansionBuffers();
+    const { keys, children, childProbs, childKeys, tops } = this.expansionBuffers();
     const { n } = await this.runTree('expandTree', tokens, parents, (pass, rows) => {
       sample(this.gpu, pass, { logits: this.scratch.logits, tokens: rowTokens, rows, vocab, ...(sampling ?? { temperature: 1, seed: 0, step: 0 }), probs });
-      if (sampling) gumbelKeys(this.gpu, pass, { q: probs, keys, rows, n: vocab, seed: sampling.seed, step: sampling.step });
+      if (sampling) {
+        gumbelKeys(this.gpu, pass, { q: probs, keys, rows, n: vocab, seed: sampling.seed, step: sampling.step });
+        top1(this.gpu, pass, { x: this.scratch.logits, out: tops, rows, n: vocab, temperature: sampling.temperature });
+      }
       topk(this.gpu, pass, { x: sampling ? keys : probs, out: children, rows, n: vocab, k: m });
       gatherRows(this.gpu, pass, { x: probs, ids: children, out: childProbs, rows, n: vocab, m });
+      if (sampling) gatherRows(this.gpu, pass, { x: keys, ids: children, out: childKeys, rows, n: vocab, m });
       keep?.rows.forEach((row, i) => {
         if (row >= 0) copy(this.gpu, pass, { src: probs, dst: keep.probs.buffer, n: vocab, srcOffset: i * vocab, dstOffset: row * keep.probs.stride });
       });
     });
-    const [ids, q] = await Promise.all([this.gpu.readU32(children, n * m), this.gpu.readF32(childProbs, n * m)]);
-    return Array.from({ length: n }, (_, row) => Array.from({ length: m }, (_, j) => ({ token: ids[row * m + j], q: q[row * m + j] })).filter((c) => c.q > 0));
+    const [ids, q, key, top] = await Promise.all([
+      this.gpu.readU32(children, n * m), this.gpu.readF32(childProbs, n * m),
+      sampling ? this.gpu.readF32(childKeys, n * m) : null, sampling ? this.gpu.readU32(tops, 2 * n) : null,
+    ]);
+    const confidence = top && readTop1(top);
+    return Array.from({ length: n }, (_, row) => {
+      const drawn = Array.from({ length: m }, (_, j) => ({ token: ids[row * m + j], q: q[row * m + j], key: key ? key[row * m + j] : Math.log(q[row * m + j]) }));
+      return { children: drawn.filter((c) => c.q > 0), top: confidence ? confidence[row].probability : q[row * m] };
+    });
   }
 
   private expansionBuffers() {
@@ -467,6 +489,8 @@ export class Session {
         keys: this.gpu.buffer(rows * this.model.config.vocabSize * 4, 'gumbel keys'),
         children: this.gpu.buffer(rows * MAX_TOPK * 4, 'tree children'),
         childProbs: this.gpu.buffer(rows * MAX_TOPK * 4, 'tree children q'),
+        childKeys: this.gpu.buffer(rows * MAX_TOPK * 4, 'tree children keys'),
+        tops: this.gpu.buffer(rows * 8, 'tree top probabilities'),
       };
     }
     return this.expansion;

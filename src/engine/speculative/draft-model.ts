@@ -1,8 +1,9 @@
 // Draft-model speculation (A1, A3, A4): a small model with the same vocabulary grows a draft tree
 // by DySpec's greedy expansion. Each expansion runs the draft over the tree so far (one forward,
 // tree attention) and gives every node added last time its `branching` best children; candidates
-// wait in a heap ordered by path probability (the product of the drafter's q along the path), and
-// the likeliest are added, `width` per expansion, until the budget or the depth limit is reached.
+// wait ordered by value (greedy: the path probability, the product of the drafter's q along the
+// path; sampling: the last factor perturbed, see below), and the best are added, `width` per
+// expansion, until the budget, the depth limit or the value threshold (A8 rule 2) is reached.
 // With branching 1 and width 1 the tree is a chain (A1).
 // A greedy chain runs on the GPU without round trips: the drafter's forwards, each fed the argmax
 // of the one before, are recorded into the target's verify submission, so a speculative step
@@ -27,8 +28,14 @@ export interface DraftModelOptions {
    * is spent ceil(n / draftLength) nodes per expansion, the likeliest paths first.
    */
   branching?: number;
-  /** A8: a draft whose probability under the drafter is below this is not proposed (nor expanded). Default 0. */
+  /**
+   * A8: greedy, a draft whose probability under the drafter is below this is not proposed (nor
+   * the siblings after it); sampling, a node whose top probability is below this gets no children.
+   * Default 0.
+   */
   minConfidence?: number;
+  /** A8 rule 2 (A3 step 4): a tree node is not added when its path value is below this. Default 0. */
+  minPathValue?: number;
   contextLength?: number;
 }
 
@@ -53,6 +60,8 @@ interface Node {
   depth: number;
   /** Product of the drafter's q along the path from the root. */
   pathProb: number;
+  /** What it competed with other candidates by: pathProb, or with sampling its parent's times exp(Gumbel key). */
+  value: number;
 }
 
 export class DraftModel implements Strategy {
@@ -61,6 +70,7 @@ export class DraftModel implements Strategy {
   private readonly draftLength: number;
   private readonly branching: number;
   private readonly minConfidence: number;
+  private readonly minPathValue: number;
   /** Drafting costs for sizing, shared by every DraftModel on this draft model. */
   private readonly timing: DraftTiming;
   /** q rows for sampled drafts (row i: what node i's children were drawn from), made on first use. */
@@ -76,6 +86,7 @@ export class DraftModel implements Strategy {
     this.branching = options.branching ?? 1;
     if (!Number.isInteger(this.branching) || this.branching < 1 || this.branching > 16) throw new EngineError('bad-request', `branching must be 1..16, got ${options.branching}`);
     this.minConfidence = options.minConfidence ?? 0;
+    this.minPathValue = options.minPathValue ?? 0;
     this.session = new Session(gpu, draft, { contextLength: options.contextLength ?? Math.min(draft.config.contextLength, 2048) });
     let timing = timings.get(draft);
     if (!timing) timings.set(draft, (timing = { msPerExpansion: 0, expansions: 0, msPerChained: 0 }));
@@ -94,7 +105,7 @@ export class DraftModel implements Strategy {
     await this.session.prefill(context.slice(common));
 
     const width = this.branching === 1 ? 1 : Math.ceil(want / this.draftLength);
-    const nodes: Node[] = [{ token: root, parent: -1, depth: 0, pathProb: 1 }];
+    const nodes: Node[] = [{ token: root, parent: -1, depth: 0, pathProb: 1, value: 1 }];
     const staging = sampling && this.rows('staging', want + 1);
     let fresh = [0]; // nodes whose children are not known yet
     // Each expanded node's children wait in draw order; only the next of them is a candidate, so
@@ -106,7 +117,7 @@ export class DraftModel implements Strategy {
       const order = preorder(nodes);
       const rank = new Map(order.map((node, row) => [node, row]));
       const start = performance.now();
-      const children = await this.session.expandTree(
+      const expanded = await this.session.expandTree(
         order.map((i) => nodes[i].token), order.map((i) => (nodes[i].parent < 0 ? -1 : rank.get(nodes[i].parent)!)), this.branching,
         sampling && { ...sampling, seed: (sampling.seed ^ 0x5bd1e995) >>> 0, step: (context.length * 64 + expansion) >>> 0 },
         staging && { probs: staging, rows: order.map((i) => (fresh.includes(i) ? i : -1)) },
@@ -114,21 +125,31 @@ export class DraftModel implements Strategy {
       const t = this.timing;
       t.msPerExpansion = (t.msPerExpansion * t.expansions + performance.now() - start) / ++t.expansions;
       for (const parent of fresh) {
-        if (nodes[parent].depth >= this.draftLength) continue;
+        const node = nodes[parent];
+        if (node.depth >= this.draftLength) continue;
+        const { children, top } = expanded[rank.get(parent)!];
+        // A8 with sampling: a node where the drafter is unsure (its top probability below η) gets
+        // no children. The rule must not look at which token a draw produced: kept drafts would
+        // then come from q given the rule, not from q, and q-based acceptance would be biased.
+        if (sampling && top < this.minConfidence) continue;
         const drawn: Node[] = [];
-        for (const { token, q } of children[rank.get(parent)!]) {
-          // A8: a draft the drafter itself doubts ends its parent's list (and is not proposed).
-          if (q < this.minConfidence) break;
-          drawn.push({ token, parent, depth: nodes[parent].depth + 1, pathProb: nodes[parent].pathProb * q });
+        for (const { token, q, key } of children) {
+          // A8, greedy: a draft the drafter itself doubts ends its parent's list (and is not proposed).
+          if (!sampling && q < this.minConfidence) break;
+          // With sampling the child's own factor in its value is exp(key), its Gumbel-perturbed
+          // probability: the j-th draw's key is independent of the token drawn, so choosing by it
+          // keeps the kept siblings distributed as RSD's walk assumes. Greedy: key = log q.
+          drawn.push({ token, parent, depth: node.depth + 1, pathProb: node.pathProb * q, value: node.pathProb * Math.exp(key) });
         }
         if (drawn.length) waiting.set(parent, drawn);
       }
-      // Add the likeliest waiting children (by path probability), up to `width` this expansion.
+      // Add the most valuable waiting children, up to `width` this expansion; A8 rule 2 (and A3
+      // step 4): none whose value is below τ.
       fresh = [];
       while (fresh.length < width && nodes.length - 1 < want) {
         let best = -1;
-        for (const parent of waiting.keys()) if (best < 0 || nextOf(parent)!.pathProb > nextOf(best)!.pathProb) best = parent;
-        if (best < 0) break;
+        for (const parent of waiting.keys()) if (best < 0 || nextOf(parent)!.value > nextOf(best)!.value) best = parent;
+        if (best < 0 || nextOf(best)!.value < this.minPathValue) break;
         nodes.push(waiting.get(best)!.shift()!);
         if (!waiting.get(best)!.length) waiting.delete(best);
         fresh.push(nodes.length - 1);
