@@ -1,9 +1,9 @@
 // Browser speculative-decoding benchmark page: the same runs as bench/speculative.ts in Node, with
 // the engine in its Web Worker as an app would use it, the models fetched from the dev server.
-// Query: ?tokens=<n>&model=<path>&draft=<path>[&big].
+// Query: ?tokens=<n>&model=<path>&draft=<path>[&big][&sweep].
 import { createEngine } from '../src/engine/engine';
 import type { ModelInfo } from '../src/engine/engine-core';
-import { runSpeculativeBench, type SpeculativeBenchReport } from './speculative-run';
+import { type SpeculativeBenchReport, benchConfigs, runSpeculativeBench, sweepConfigs } from './speculative-run';
 
 declare global {
   interface Window {
@@ -20,7 +20,8 @@ try {
   const info = await engine.load(at(query.get('model')!), { prefillChunk: 64, cache: 'none' });
   await engine.loadDraft(at(query.get('draft')!), { cache: 'none' });
   const runtime = `Chromium ${navigator.userAgent.match(/Chrom(?:e|ium)\/([\d.]+)/)?.[1] ?? ''}, the engine in a Web Worker`;
-  const report = await runSpeculativeBench(engine, Number(query.get('tokens')), query.has('big'), (row) => {
+  const configs = (query.has('sweep') ? sweepConfigs : benchConfigs)(query.has('big'));
+  const report = await runSpeculativeBench(engine, Number(query.get('tokens')), configs, (row) => {
     log.textContent += `\n${row}`;
     console.log(`bench: ${row}`);
   });

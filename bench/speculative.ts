@@ -4,9 +4,11 @@
 // bar chart beside it (.svg).
 //
 //   npx tsx bench/speculative.ts [--tokens=96] [--model=models/target.q8_0.gguf] [--draft=models/draft.q8_0.gguf]
-//                                [--big] [--node-only | --chromium-only] [--gpu]
+//                                [--big] [--sweep] [--node-only | --chromium-only] [--gpu]
 //
 // --big   adds Token Recycling's 63-node tree (for real GPUs)
+// --sweep runs the sweeps instead (speed against fixed draft sizes beside the sizing's choice, A7;
+//         against the thresholds η and τ, A8), written to speculative-sweep-<adapter>.md
 // --gpu   Chromium on the machine's GPU and Node on the system's Vulkan driver instead of SwiftShader
 import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -15,7 +17,7 @@ import { createServer } from 'vite';
 import { createEngine } from '../src/engine/engine';
 import type { ModelInfo } from '../src/engine/engine-core';
 import { adapterSlug } from './model-report';
-import { runSpeculativeBench, speculativeTable } from './speculative-run';
+import { benchConfigs, runSpeculativeBench, sizingSummary, speculativeTable, sweepConfigs } from './speculative-run';
 import { rowsFromTable, speculativePlot } from './speculative-plot';
 
 const useSwiftShader = !process.argv.includes('--gpu');
@@ -26,11 +28,14 @@ const tokens = Number(arg('tokens', '96'));
 const modelPath = arg('model', 'models/target.q8_0.gguf');
 const draftPath = arg('draft', 'models/draft.q8_0.gguf');
 const big = process.argv.includes('--big');
-const command = `npx tsx bench/speculative.ts --tokens=${tokens}${big ? ' --big' : ''}${useSwiftShader ? '' : ' --gpu'}`;
+const sweep = process.argv.includes('--sweep');
+const configs = sweep ? sweepConfigs(big) : benchConfigs(big);
+const command = `npx tsx bench/speculative.ts --tokens=${tokens}${big ? ' --big' : ''}${sweep ? ' --sweep' : ''}${useSwiftShader ? '' : ' --gpu'}`;
 
-function write(info: ModelInfo, runtime: string, rows: string[], suffix: string) {
-  const table = speculativeTable({ info, runtime, command, tokens, modelPath, draftPath, rows });
-  const path = `bench/results/speculative-${adapterSlug(info.adapter)}${suffix}`;
+function write(info: ModelInfo, runtime: string, report: { rows: string[]; ratios: number[] }, suffix: string) {
+  const summary = sweep ? sizingSummary(configs, report.ratios) : undefined;
+  const table = speculativeTable({ info, runtime, command, tokens, modelPath, draftPath, rows: report.rows, summary });
+  const path = `bench/results/speculative${sweep ? '-sweep' : ''}-${adapterSlug(info.adapter)}${suffix}`;
   writeFileSync(`${path}.md`, table);
   writeFileSync(`${path}.svg`, speculativePlot(rowsFromTable(table), `Speculative decoding on ${info.adapter}, ${runtime.replace(/ .*/, '')}: decode speed against plain decoding`));
   console.log(`\nwrote ${path}.md and .svg`);
@@ -42,10 +47,10 @@ if (!process.argv.includes('--chromium-only')) {
   const engine = createEngine({ worker: false });
   const info = await engine.load(readFileSync(modelPath), { prefillChunk: 64 });
   await engine.loadDraft(readFileSync(draftPath));
-  const report = await runSpeculativeBench(engine, tokens, big, console.log);
+  const report = await runSpeculativeBench(engine, tokens, configs, console.log);
   await engine.dispose();
   lossless &&= report.lossless;
-  write(info, `Node ${process.version} + Dawn, ${availableParallelism()} CPU cores`, report.rows, '');
+  write(info, `Node ${process.version} + Dawn, ${availableParallelism()} CPU cores`, report, '');
 }
 
 if (!process.argv.includes('--node-only')) {
@@ -61,6 +66,7 @@ if (!process.argv.includes('--node-only')) {
     });
     const query = new URLSearchParams({ tokens: String(tokens), model: modelPath, draft: draftPath });
     if (big) query.set('big', '');
+    if (sweep) query.set('sweep', '');
     const url = `${server.resolvedUrls!.local[0]}bench/speculative-page.html?${query}`;
     console.log(`Chromium: ${url}`);
     await page.goto(url);
@@ -69,7 +75,7 @@ if (!process.argv.includes('--node-only')) {
     if (error) throw new Error(`browser speculative bench failed: ${error}`);
     const report = (await page.evaluate(() => window.speculativeBench))!;
     lossless &&= report.lossless;
-    write(report.info, `${report.runtime}, ${availableParallelism()} CPU cores`, report.rows, '-chromium');
+    write(report.info, `${report.runtime}, ${availableParallelism()} CPU cores`, report, '-chromium');
   } finally {
     await browser.close();
     await server.close();

@@ -160,10 +160,11 @@ describe('speculative sampling', () => {
 
   it('a DySpec tree whose nodes compete for the budget (and a path-value threshold, A8 rule 2) gives the target\'s distribution', async () => {
     const gpu = await testGpu();
-    // Three siblings drawn under the root, two join; then the root's third draw competes with the
-    // first two's children for the last node, by value. With sampling a draw's value uses its
-    // Gumbel key, not its q: choosing by q would prefer likely tokens and bias the walk.
-    const drafter = new DraftModel(gpu, target, target, { draftLength: 2, branching: 3, minPathValue: 0.02 });
+    // Two siblings drawn under the root join; then their first children compete for the last
+    // node, by value. With sampling a draw's value is known before the draw (its parent's path
+    // probability times the parent's top probability, capped by the mass earlier draws left), not
+    // its own q: choosing by q would prefer likely tokens and bias the walk.
+    const drafter = new DraftModel(gpu, target, target, { draftLength: 2, branching: 2, minPathValue: 0.02 });
     const shapes = new Set<string>();
     const strategy: Strategy = {
       name: 'DySpec tree with selection',

@@ -200,6 +200,19 @@ describe('greedy speculative decoding', () => {
     const session = new Session(gpu, target, { contextLength: 512, prefillChunk: 32 });
     const skipping = new LayerSkip(session, target.config.layers, { minConfidence: 1 });
     expect(await skipping.propose([], 4, 3)).toEqual({ tokens: [], parents: [] });
+    // Drafting halts at the doubted draft (Kangaroo): one forward (a submission and a read) per
+    // draft made, none after it, and the drafts leave the cache; the chain is the one drafted
+    // without the stop.
+    await session.prefill(tokenizer.encode(prompt, { addSpecial: true }));
+    const length = session.length;
+    const chained = await session.greedyChain([4], 4);
+    for (const [minConfidence, drafts] of [[1, 0], [Number.MIN_VALUE, 4]]) {
+      const submissions = gpu.submissions;
+      const got = await session.greedyChain([4], 4, { minConfidence });
+      expect(got).toEqual(chained.slice(0, drafts));
+      expect(gpu.submissions - submissions).toBe(2 * Math.min(4, drafts + 1));
+      expect(session.length).toBe(length);
+    }
     session.destroy();
   }, 300_000);
 

@@ -42,8 +42,8 @@ export interface ChainOptions {
 
 /** A node after Session.expandTree: its children in draw order and its top probability. */
 export interface ExpandedNode {
-  /** key: the child's Gumbel key with sampling (log q + noise), log q without. Children with q = 0 are left out. */
-  children: Array<{ token: number; q: number; key: number }>;
+  /** Children with q = 0 are left out. */
+  children: Array<{ token: number; q: number }>;
   /** The node's largest probability under the drafter (at the sampling temperature, before top-k/top-p; greedy: its first child's q). */
   top: number;
 }
@@ -112,7 +112,7 @@ export class Session {
   /** Pruning's buffers, made on first use: per level its slots, kept rows and their positions; the image's attention mass and scores. */
   private pruning?: { levels: Array<{ slots: GPUBuffer; rows: GPUBuffer; positions: GPUBuffer }>; mass: GPUBuffer; scores: GPUBuffer; count: GPUBuffer };
   /** Draft-tree expansion's buffers, made on first use: Gumbel keys per row, chosen children and their probabilities. */
-  private expansion?: { keys: GPUBuffer; children: GPUBuffer; childProbs: GPUBuffer; childKeys: GPUBuffer; tops: GPUBuffer };
+  private expansion?: { keys: GPUBuffer; children: GPUBuffer; childProbs: GPUBuffer; tops: GPUBuffer };
   /** Chained drafting's buffers (recordGreedyChain), made on first use and grown as needed. */
   private chain?: { feedIds: GPUBuffer; feedPositions: GPUBuffer; drafts: GPUBuffer; positions: GPUBuffer; regions: number };
 
@@ -447,17 +447,15 @@ export class Session {
    * node's logits into the drafter's distribution q (the sampling settings; temperature 1 when
    * `sampling` is absent), then gives each node `m` children with their q: drawn from q without
    * replacement, in draw order (Gumbel-top-k, what RSD's siblings need), or, without sampling, the
-   * m likeliest. With sampling each child also carries its Gumbel key (log q + Gumbel noise; the
-   * j-th draw's key is independent of which token it drew), and each node its top probability
-   * at the sampling temperature (A8's confidence). Only those come back. `keep` copies node i's q
-   * row to row `keep.rows[i]` of its buffer (-1: not kept), for the verify walk. The cache is
-   * unchanged.
+   * m likeliest. With sampling each node also gets its top probability at the sampling
+   * temperature (A8's confidence). Only those come back. `keep` copies node i's q row to row
+   * `keep.rows[i]` of its buffer (-1: not kept), for the verify walk. The cache is unchanged.
    */
   async expandTree(tokens: number[], parents: number[], m: number, sampling: TreeSampling | undefined, keep?: { probs: DraftProbs; rows: number[] }): Promise<ExpandedNode[]> {
     if (!Number.isInteger(m) || m < 1 || m > MAX_TOPK) throw new GpuError('bad-argument', `expandTree: m must be 1..${MAX_TOPK}, got ${m}`);
     const vocab = this.model.config.vocabSize;
     const { probs, rowTokens } = this.samplingBuffers();
-    const { keys, children, childProbs, childKeys, tops } = this.expansionBuffers();
+    const { keys, children, childProbs, tops } = this.expansionBuffers();
     const { n } = await this.runTree('expandTree', tokens, parents, (pass, rows) => {
       sample(this.gpu, pass, { logits: this.scratch.logits, tokens: rowTokens, rows, vocab, ...(sampling ?? { temperature: 1, seed: 0, step: 0 }), probs });
       if (sampling) {
@@ -466,18 +464,14 @@ export class Session {
       }
       topk(this.gpu, pass, { x: sampling ? keys : probs, out: children, rows, n: vocab, k: m });
       gatherRows(this.gpu, pass, { x: probs, ids: children, out: childProbs, rows, n: vocab, m });
-      if (sampling) gatherRows(this.gpu, pass, { x: keys, ids: children, out: childKeys, rows, n: vocab, m });
       keep?.rows.forEach((row, i) => {
         if (row >= 0) copy(this.gpu, pass, { src: probs, dst: keep.probs.buffer, n: vocab, srcOffset: i * vocab, dstOffset: row * keep.probs.stride });
       });
     });
-    const [ids, q, key, top] = await Promise.all([
-      this.gpu.readU32(children, n * m), this.gpu.readF32(childProbs, n * m),
-      sampling ? this.gpu.readF32(childKeys, n * m) : null, sampling ? this.gpu.readU32(tops, 2 * n) : null,
-    ]);
+    const [ids, q, top] = await Promise.all([this.gpu.readU32(children, n * m), this.gpu.readF32(childProbs, n * m), sampling ? this.gpu.readU32(tops, 2 * n) : null]);
     const confidence = top && readTop1(top);
     return Array.from({ length: n }, (_, row) => {
-      const drawn = Array.from({ length: m }, (_, j) => ({ token: ids[row * m + j], q: q[row * m + j], key: key ? key[row * m + j] : Math.log(q[row * m + j]) }));
+      const drawn = Array.from({ length: m }, (_, j) => ({ token: ids[row * m + j], q: q[row * m + j] }));
       return { children: drawn.filter((c) => c.q > 0), top: confidence ? confidence[row].probability : q[row * m] };
     });
   }
@@ -489,7 +483,6 @@ export class Session {
         keys: this.gpu.buffer(rows * this.model.config.vocabSize * 4, 'gumbel keys'),
         children: this.gpu.buffer(rows * MAX_TOPK * 4, 'tree children'),
         childProbs: this.gpu.buffer(rows * MAX_TOPK * 4, 'tree children q'),
-        childKeys: this.gpu.buffer(rows * MAX_TOPK * 4, 'tree children keys'),
         tops: this.gpu.buffer(rows * 8, 'tree top probabilities'),
       };
     }
@@ -580,16 +573,30 @@ export class Session {
 
   /**
    * recordGreedyChain in a submission of its own, the drafts read back (self-speculation, A9, calls
-   * it with `skipLayers` and no `keepFeed`). A8: the chain ends before the first draft whose
-   * probability under the drafter is below `minConfidence` (it is not proposed).
+   * it with `skipLayers` and no `keepFeed`). A8 (Kangaroo's early exit): with `minConfidence`,
+   * drafting halts at the first draft whose probability under the drafter is below it (not
+   * proposed), so no forward is spent after it; that takes one submission and one round trip per
+   * draft. Each draft joins the cache to feed the next and leaves it afterwards.
    */
   async greedyChain(feed: number[], count: number, options: Omit<ChainOptions, 'into'> & { minConfidence?: number } = {}): Promise<number[]> {
-    let chained: { drafts: GPUBuffer; stride: number } | undefined;
-    await this.gpu.run((pass) => (chained = this.recordGreedyChain(pass, feed, count, options)), 'greedy chain');
-    const words = await this.gpu.readU32(chained!.drafts, count * chained!.stride);
-    const drafts = readTop1(Uint32Array.from({ length: 2 * count }, (_, i) => words[(i >> 1) * chained!.stride + (i & 1)]));
-    const doubted = drafts.findIndex((d) => d.probability < (options.minConfidence ?? 0));
-    return drafts.slice(0, doubted < 0 ? count : doubted).map((d) => d.token);
+    const { minConfidence = 0, ...chainOptions } = options;
+    const chain = async (piece: number[], n: number, keepFeed: boolean) => {
+      let chained: { drafts: GPUBuffer; stride: number } | undefined;
+      await this.gpu.run((pass) => (chained = this.recordGreedyChain(pass, piece, n, { ...chainOptions, keepFeed })), 'greedy chain');
+      const words = await this.gpu.readU32(chained!.drafts, n * chained!.stride);
+      return readTop1(Uint32Array.from({ length: 2 * n }, (_, i) => words[(i >> 1) * chained!.stride + (i & 1)]));
+    };
+    if (minConfidence <= 0) return (await chain(feed, count, !!chainOptions.keepFeed)).map((d) => d.token);
+    const start = this.tokens.length;
+    const drafts: number[] = [];
+    for (let piece = feed; drafts.length < count;) {
+      const [next] = await chain(piece, 1, true);
+      if (next.probability < minConfidence) break;
+      drafts.push(next.token);
+      piece = [next.token];
+    }
+    this.truncate(chainOptions.keepFeed ? start + feed.length : start);
+    return drafts;
   }
 
   private chainBuffers(count: number, stride: number) {

@@ -2,7 +2,7 @@
 // by DySpec's greedy expansion. Each expansion runs the draft over the tree so far (one forward,
 // tree attention) and gives every node added last time its `branching` best children; candidates
 // wait ordered by value (greedy: the path probability, the product of the drafter's q along the
-// path; sampling: the last factor perturbed, see below), and the best are added, `width` per
+// path; sampling: the last factor replaced, see propose), and the best are added, `width` per
 // expansion, until the budget, the depth limit or the value threshold (A8 rule 2) is reached.
 // With branching 1 and width 1 the tree is a chain (A1).
 // A greedy chain runs on the GPU without round trips: the drafter's forwards, each fed the argmax
@@ -18,7 +18,7 @@ import { copy } from '../../kernels/elementwise';
 import type { Decoder } from '../../models/decoder';
 import { EngineError } from '../errors';
 import { type DraftProbs, Session, type TreeSampling } from '../session';
-import { type DraftTree, EMPTY_TREE, type GpuDraftTree, type Strategy, chain } from './strategy';
+import { type DraftTree, EMPTY_TREE, type GpuDraftTree, type Strategy, chain, chainForwards } from './strategy';
 
 export interface DraftModelOptions {
   /** Deepest draft (tokens along one path). Default 4. */
@@ -60,7 +60,7 @@ interface Node {
   depth: number;
   /** Product of the drafter's q along the path from the root. */
   pathProb: number;
-  /** What it competed with other candidates by: pathProb, or with sampling its parent's times exp(Gumbel key). */
+  /** What it competed with other candidates by: pathProb, or with sampling its parent's times a bound on its own q (see propose). */
   value: number;
 }
 
@@ -133,13 +133,16 @@ export class DraftModel implements Strategy {
         // then come from q given the rule, not from q, and q-based acceptance would be biased.
         if (sampling && top < this.minConfidence) continue;
         const drawn: Node[] = [];
-        for (const { token, q, key } of children) {
+        let drawnMass = 0;
+        for (const { token, q } of children) {
           // A8, greedy: a draft the drafter itself doubts ends its parent's list (and is not proposed).
           if (!sampling && q < this.minConfidence) break;
-          // With sampling the child's own factor in its value is exp(key), its Gumbel-perturbed
-          // probability: the j-th draw's key is independent of the token drawn, so choosing by it
-          // keeps the kept siblings distributed as RSD's walk assumes. Greedy: key = log q.
-          drawn.push({ token, parent, depth: node.depth + 1, pathProb: node.pathProb * q, value: node.pathProb * Math.exp(key) });
+          // With sampling, for the same reason, a draw's value must not depend on the token it
+          // drew: its own factor is what the draw could be worth before it was made, the node's
+          // top probability capped by the mass the earlier draws left.
+          const own = sampling ? Math.min(top, 1 - drawnMass) : q;
+          drawnMass += q;
+          drawn.push({ token, parent, depth: node.depth + 1, pathProb: node.pathProb * q, value: node.pathProb * own });
         }
         if (drawn.length) waiting.set(parent, drawn);
       }
@@ -192,7 +195,7 @@ export class DraftModel implements Strategy {
     }
     const start = performance.now();
     const drafts = await this.session.greedyChain(feed, count, { keepFeed: true, minConfidence: this.minConfidence });
-    this.timing.msPerChained ||= (performance.now() - start) / count;
+    this.timing.msPerChained ||= (performance.now() - start) / chainForwards(count, drafts.length, this.minConfidence);
     return chain(drafts);
   }
 

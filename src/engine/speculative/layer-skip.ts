@@ -11,7 +11,7 @@
 // model accepts most per unit of drafting time.
 import type { Decoder } from '../../models/decoder';
 import type { Session } from '../session';
-import { type DraftTree, EMPTY_TREE, type GpuDraftTree, type Strategy, chain } from './strategy';
+import { type DraftTree, EMPTY_TREE, type GpuDraftTree, type Strategy, chain, chainForwards } from './strategy';
 
 export interface LayerSkipOptions {
   /** Tokens drafted per step. Default 3. */
@@ -97,7 +97,7 @@ export class LayerSkip implements Strategy {
     }
     const start = performance.now();
     const drafts = await this.session.greedyChain([root], want, { skipLayers: this.skip, minConfidence: this.options.minConfidence });
-    timing.msPerToken = (timing.msPerToken * timing.timed + (performance.now() - start) / want) / ++timing.timed;
+    timing.msPerToken = (timing.msPerToken * timing.timed + (performance.now() - start) / chainForwards(want, drafts.length, this.options.minConfidence)) / ++timing.timed;
     return chain(drafts);
   }
 

@@ -61,3 +61,8 @@ export const EMPTY_TREE: DraftTree = { tokens: [], parents: [] };
 export function chain(tokens: number[]): DraftTree {
   return { tokens, parents: tokens.map((_, i) => i - 1) };
 }
+
+/** Drafter forwards behind a greedy chain of `drafted` out of `count` (Session.greedyChain: with A8's stop, one past the last kept draft). */
+export function chainForwards(count: number, drafted: number, minConfidence = 0): number {
+  return minConfidence > 0 ? Math.min(count, drafted + 1) : count;
+}
