@@ -51,6 +51,7 @@ export function benchConfigs(big: boolean): BenchConfig[] {
 }
 
 const ETAS = [0, 0.1, 0.3, 0.5, 0.7, 0.9];
+const nodes = (n: number) => `${n} node${n === 1 ? '' : 's'}`;
 
 /**
  * The sweeps of ALGORITHMS.md's tests for A7 and A8 (greedy): speed against a fixed draft size
@@ -63,9 +64,9 @@ export function sweepConfigs(big: boolean): BenchConfig[] {
   return [
     { label: 'plain greedy decoding' },
     { label: 'plain greedy decoding, paired with plain (the pairing\'s own noise)', paired: true },
-    ...recycling.map((n) => ({ label: `Token Recycling, ${n} nodes`, speculative: { strategy: 'token-recycling', maxNodes: n, sizing: 'fixed' }, family: { name: 'Token Recycling', nodes: n } }) as const),
+    ...recycling.map((n) => ({ label: `Token Recycling, ${nodes(n)}`, speculative: { strategy: 'token-recycling', maxNodes: n, sizing: 'fixed' }, family: { name: 'Token Recycling', nodes: n } }) as const),
     { label: 'Token Recycling, sized for this device (A7)', speculative: { strategy: 'token-recycling', maxNodes: recycling.at(-1), sizing: 'auto' }, family: { name: 'Token Recycling', nodes: 'auto' } },
-    ...[1, 2, 4, 8].map((n) => ({ label: `prompt lookup, ${n} nodes`, speculative: { strategy: 'prompt-lookup', maxNodes: n, sizing: 'fixed' }, family: { name: 'prompt lookup', nodes: n } }) as const),
+    ...[1, 2, 4, 8].map((n) => ({ label: `prompt lookup, ${nodes(n)}`, speculative: { strategy: 'prompt-lookup', maxNodes: n, sizing: 'fixed' }, family: { name: 'prompt lookup', nodes: n } }) as const),
     { label: 'prompt lookup, sized for this device (A7)', speculative: { strategy: 'prompt-lookup', maxNodes: 8, sizing: 'auto' }, family: { name: 'prompt lookup', nodes: 'auto' } },
     ...ETAS.map((eta) => ({ label: `draft model, chain of 4, η = ${eta} (A8)`, speculative: { strategy: 'draft-model', draftLength: 4, branching: 1, maxNodes: 4, sizing: 'fixed', minConfidence: eta } }) as const),
     ...ETAS.map((eta) => ({ label: `layer skipping (3 tokens), η = ${eta} (A8)`, speculative: { strategy: 'layer-skip', draftLength: 3, sizing: 'fixed', minConfidence: eta } }) as const),
@@ -87,7 +88,7 @@ export function sizingSummary(configs: BenchConfig[], ratios: number[]): string[
     else if (ratios[i] > family.best.ratio) family.best = { nodes: config.family.nodes, ratio: ratios[i] };
   });
   return [...families].filter(([, f]) => f.sized !== undefined).map(([name, { best, sized }]) =>
-    `- ${name}: the best fixed size is ${best.nodes === 0 ? '0 (plain decoding)' : `${best.nodes} nodes`} at ${best.ratio.toFixed(2)}x; sized, ${sized!.toFixed(2)}x: ${((sized! / best.ratio) * 100).toFixed(0)}% of the best (${sized! >= 0.95 * best.ratio ? 'within' : '**not** within'} 5%).`);
+    `- ${name}: the best fixed size is ${best.nodes === 0 ? '0 (plain decoding)' : nodes(best.nodes)} at ${best.ratio.toFixed(2)}x; sized, ${sized!.toFixed(2)}x: ${((sized! / best.ratio) * 100).toFixed(0)}% of the best (${sized! >= 0.95 * best.ratio ? 'within' : '**not** within'} 5%).`);
 }
 
 export interface SpeculativeBenchReport {
