@@ -9,7 +9,7 @@ import { DraftModel } from '../src/engine/speculative/draft-model';
 import { LayerSkip, skipCandidates } from '../src/engine/speculative/layer-skip';
 import { generateSpeculative } from '../src/engine/speculative/generate';
 import { PromptLookup } from '../src/engine/speculative/prompt-lookup';
-import { DraftSizer, FIRST_BACKOFF, JUDGE_AFTER, SIZES, chooseDraftSize } from '../src/engine/speculative/sizing';
+import { AcceptanceStats, DraftSizer, FIRST_BACKOFF, JUDGE_AFTER, SIZES, chooseDraftSize } from '../src/engine/speculative/sizing';
 import { type Strategy, chain } from '../src/engine/speculative/strategy';
 import { readGGUF } from '../src/formats/gguf-reader';
 import { Decoder } from '../src/models/decoder';
@@ -293,6 +293,16 @@ describe('hardware-aware sizing', () => {
     expect(sizes[15]).toBe(2);
     cheap = false; // the drafter turned out dear: no more probes
     expect(Array.from({ length: 32 }, (_, i) => sizer.next(16 + i)).every((s) => s === 0)).toBe(true);
+  });
+
+  it('estimates each node\'s acceptance over the steps that drafted it: plain steps and smaller trees do not wear it down', () => {
+    const stats = new AcceptanceStats(3, () => 0.5);
+    // 20 one-node steps, 15 accepted, then 200 steps with speculation off.
+    for (let step = 0; step < 20; step++) stats.record([0], step < 15 ? [0] : []);
+    for (let step = 0; step < 200; step++) stats.record([], []);
+    expect(stats.expected(1)).toBeCloseTo(1 + (15 + 2) / (20 + 4), 9);
+    // Nodes never drafted keep their prior.
+    expect(stats.expected(3) - stats.expected(1)).toBeCloseTo(1, 9);
   });
 
   it('counts a draft model\'s own time against it', () => {

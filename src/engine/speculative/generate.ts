@@ -106,7 +106,7 @@ export async function generateSpeculative(
     stats.steps++;
     stats.drafted += parents.length - 1;
     stats.accepted += path.length - 1;
-    sizing?.record(stats.steps - 1, parents.length - 1, path, performance.now() - stepStart);
+    sizing?.record(stats.steps - 1, parents, path, performance.now() - stepStart);
     if (!firstTokenAt) firstTokenAt = performance.now();
     let more = true;
     for (const [i, node] of [...kept.slice(1), bonus].entries()) {
@@ -164,9 +164,14 @@ async function startSizing(model: Decoder, session: Session, strategy: Strategy,
       }
       return sizer.next(step);
     },
-    record(step: number, size: number, path: readonly number[], ms: number): void {
-      depths.record(path.slice(1).map((_, depth) => depth));
-      sizer.record(step, size, path.length, ms);
+    /** One step: `parents` of [root, ...draft] (the root's alone: a plain step), the kept path, its wall time. */
+    record(step: number, parents: readonly number[], path: readonly number[], ms: number): void {
+      const depth: number[] = [];
+      parents.forEach((p, i) => (depth[i] = p < 0 ? 0 : depth[p] + 1));
+      const levels = Math.max(...depth);
+      // Per depth: drafted when the tree reached it, accepted when the path did.
+      depths.record(Array.from({ length: levels }, (_, d) => d), path.slice(1).map((_, d) => d));
+      sizer.record(step, parents.length - 1, path.length, ms);
     },
   };
 }

@@ -162,27 +162,31 @@ export class DraftSizer {
 }
 
 /**
- * Acceptance statistics for sizing: how often each draft node (by index in the strategy's own
- * order, best first) was on the accepted path. Starts from a prior so that early choices are sane.
+ * Acceptance statistics for sizing: for each draft node (by index in the strategy's own order,
+ * best first), the share of the steps that drafted it on which it was on the accepted path (A7's
+ * P̂(v)). Steps that did not draft a node (plain steps, smaller trees) say nothing about it: counting
+ * them as misses would wear its estimate down while speculation is off, and keep it off. Starts
+ * from a prior so that early choices are sane.
  */
 export class AcceptanceStats {
   private readonly hits: number[];
-  private steps: number;
+  private readonly drafted: number[];
 
   constructor(nodes: number, prior: (index: number) => number, priorWeight = 4) {
     this.hits = Array.from({ length: nodes }, (_, i) => prior(i) * priorWeight);
-    this.steps = priorWeight;
+    this.drafted = this.hits.map(() => priorWeight);
   }
 
-  record(acceptedIndices: readonly number[]): void {
-    this.steps++;
+  /** One verified step: the indices of the nodes it drafted, and of those it accepted. */
+  record(draftedIndices: readonly number[], acceptedIndices: readonly number[]): void {
+    for (const i of draftedIndices) if (i < this.drafted.length) this.drafted[i]++;
     for (const i of acceptedIndices) if (i < this.hits.length) this.hits[i]++;
   }
 
   /** E(n): 1 (the bonus) + the acceptance probabilities of the first n nodes. */
   expected(n: number): number {
     let sum = 1;
-    for (let i = 0; i < Math.min(n, this.hits.length); i++) sum += this.hits[i] / this.steps;
+    for (let i = 0; i < Math.min(n, this.hits.length); i++) sum += this.hits[i] / this.drafted[i];
     return sum;
   }
 }

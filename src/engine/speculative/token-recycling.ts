@@ -89,7 +89,7 @@ export class TokenRecycling implements Strategy {
   }
 
   observe(step: VerifiedStep): void {
-    this.acceptance.record(step.path.slice(1).map((node) => this.lastTemplateIndex[node - 1]));
+    this.acceptance.record(this.lastTemplateIndex, step.path.slice(1).map((node) => this.lastTemplateIndex[node - 1]));
   }
 
   /** A tree of n nodes is the template's first n: 1 + the sum of their acceptance rates. */
