@@ -138,7 +138,7 @@ export async function runSpeculativeBench(engine: Engine, tokens: number, config
     const generated = results.reduce((s, r) => s + r.stats.generatedTokens - 1, 0);
     const speed = rate(results);
     const baseline = config.sampled ? plain.sampled : plain.greedy;
-    if (!config.speculative && !pair && !baseline.rate) {
+    if (!pair && !baseline.rate) {
       baseline.rate = speed;
       baseline.tokens = results.map((r) => r.tokens);
     }
