@@ -404,11 +404,12 @@ export class Session {
    * in order, in every layer (K2), and their tokens join the cache; the other nodes are dropped.
    * Without it the cache is unchanged. The tokens come from the CPU, or a GpuDraft writes them
    * into the ids buffer inside the submission (and may read the logits after the forward). Only
-   * the path's node indices, its tokens and the emitted token come back: 4 bytes each.
+   * the path's node indices, its tokens and the emitted token come back: 4 bytes each. `depth`:
+   * the tree's, the root at 0.
    */
   async verifyTree(
     tokens: number[] | GpuDraft, parents: number[], options: { sampling?: TreeSampling; draft?: DraftProbs; commit?: boolean } = {},
-  ): Promise<{ path: number[]; tokens: number[]; next: number }> {
+  ): Promise<{ path: number[]; tokens: number[]; next: number; depth: number }> {
     const { sampling, draft, commit } = options;
     const vocab = this.model.config.vocabSize;
     const buffers = sampling && this.samplingBuffers();
@@ -439,7 +440,7 @@ export class Session {
     const path = Array.from(result.subarray(2, 2 + length));
     const kept = Array.from(result.subarray(tokensAt(depth), tokensAt(depth) + length));
     if (commit) this.tokens.push(...kept);
-    return { path, tokens: kept, next: result[1] };
+    return { path, tokens: kept, next: result[1], depth };
   }
 
   /**

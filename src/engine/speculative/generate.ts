@@ -92,6 +92,7 @@ export async function generateSpeculative(
     let path: number[];
     let kept: number[];
     let bonus: number;
+    let depth = 0;
     if (parents.length === 1) {
       // No draft: a plain decoding step (one forward, the next token read back), cheaper than a
       // one-row tree verification. Nothing was proposed, so the strategy has nothing to learn.
@@ -100,13 +101,13 @@ export async function generateSpeculative(
       bonus = stepSampling ? (await session.feedSampled([root], stepSampling)).token : (await session.feedConfident([root])).token;
     } else {
       const draftProbs = 'tokens' in tree ? tree.draftProbs : undefined;
-      ({ path, tokens: kept, next: bonus } = await session.verifyTree(draft, parents, { sampling: stepSampling, draft: draftProbs, commit: true }));
+      ({ path, tokens: kept, next: bonus, depth } = await session.verifyTree(draft, parents, { sampling: stepSampling, draft: draftProbs, commit: true }));
       await strategy.observe?.({ parents, path, tokens: kept });
     }
     stats.steps++;
     stats.drafted += parents.length - 1;
     stats.accepted += path.length - 1;
-    sizing?.record(stats.steps - 1, parents, path, performance.now() - stepStart);
+    sizing?.record(stats.steps - 1, parents.length - 1, depth, path, performance.now() - stepStart);
     if (!firstTokenAt) firstTokenAt = performance.now();
     let more = true;
     for (const [i, node] of [...kept.slice(1), bonus].entries()) {
@@ -164,14 +165,11 @@ async function startSizing(model: Decoder, session: Session, strategy: Strategy,
       }
       return sizer.next(step);
     },
-    /** One step: `parents` of [root, ...draft] (the root's alone: a plain step), the kept path, its wall time. */
-    record(step: number, parents: readonly number[], path: readonly number[], ms: number): void {
-      const depth: number[] = [];
-      parents.forEach((p, i) => (depth[i] = p < 0 ? 0 : depth[p] + 1));
-      const levels = Math.max(...depth);
+    /** One step: the draft's nodes and depth (0: a plain step), the kept path, its wall time. */
+    record(step: number, nodes: number, depth: number, path: readonly number[], ms: number): void {
       // Per depth: drafted when the tree reached it, accepted when the path did.
-      depths.record(Array.from({ length: levels }, (_, d) => d), path.slice(1).map((_, d) => d));
-      sizer.record(step, parents.length - 1, path.length, ms);
+      depths.record(Array.from({ length: depth }, (_, d) => d), path.slice(1).map((_, d) => d));
+      sizer.record(step, nodes, path.length, ms);
     },
   };
 }
