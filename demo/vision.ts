@@ -1,9 +1,9 @@
 // The demo's Vision panel: the built-in VLM (language model + mmproj) in its own engine (a second
 // Web Worker, so the text model above stays loaded), an uploaded image or a generated scene, a
-// question, a pruning method and budget; then the answer, the tokens kept, the timings, and which
+// question, a pruning method and budget, speculative decoding if wanted; then the answer, the tokens kept, the timings, and which
 // patches reached the model drawn over the image. Images go to the engine as PNG/JPEG data URLs in
 // OpenAI-style content parts; decoding and resizing happen in the worker.
-import { type ChatCompletion, type Engine, EngineError, type ImageStats, type LoadProgress, PRUNING_METHODS, type VisionPruning, createEngine } from '../src/index';
+import { type ChatCompletion, type Engine, EngineError, type ImageStats, type LoadProgress, PRUNING_METHODS, type SpeculativeRequest, type VisionPruning, createEngine } from '../src/index';
 import { GENERIC_QUESTIONS, IMAGE_SIZE, type Scene, makeScene, promptText } from './scenes';
 
 const LM = 'models/vlm.f16.gguf';
@@ -120,6 +120,14 @@ $('vision-method').addEventListener('change', showBudget);
 $('vision-budget').addEventListener('input', showBudget);
 showBudget();
 
+// ---- speculative decoding ----
+
+function speculative(): SpeculativeRequest | undefined {
+  const strategy = $<HTMLSelectElement>('vision-spec').value;
+  if (strategy === 'off') return undefined;
+  return { strategy: strategy as SpeculativeRequest['strategy'], sizing: $<HTMLSelectElement>('vision-spec-sizing').value as 'auto' | 'fixed', maxNodes: 4 };
+}
+
 // ---- asking ----
 
 async function askVlm(): Promise<void> {
@@ -133,7 +141,7 @@ async function askVlm(): Promise<void> {
     await loadVlm();
     const reply: ChatCompletion = await engine!.chat.completions.create({
       messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: image.url } }, { type: 'text', text: promptText($<HTMLInputElement>('vision-question').value) }] }],
-      temperature: 0, max_tokens: 48, vision: pruning(), // a description runs to ~40 tokens; answers stop at EOS
+      temperature: 0, max_tokens: 48, vision: pruning(), speculative: speculative(), // a description runs to ~40 tokens; answers stop at EOS
     });
     answer.textContent = reply.choices[0].message.content.trim();
     answer.dataset.finish = reply.choices[0].finish_reason;
@@ -145,6 +153,10 @@ async function askVlm(): Promise<void> {
     $('vision-stat-encode').textContent = `${stats.encodeMs.toFixed(0)} ms${stats.cached ? ' (cached)' : ''}`;
     $('vision-stat-prefill').textContent = `${s.prefillMs.toFixed(0)} ms, ${s.promptTokens} rows`;
     $('vision-stat-ttft').textContent = `${s.timeToFirstTokenMs.toFixed(0)} ms`;
+    const spec = s.speculative;
+    $('vision-stat-spec').textContent = spec ? `${spec.tokensPerStep.toFixed(2)} (${spec.strategy}, ${spec.accepted} of ${spec.drafted} drafts accepted)` : '1 (plain decoding)';
+    $('vision-stat-spec').dataset.tokensPerStep = String(spec?.tokensPerStep ?? 1);
+    $('vision-stat-decode').textContent = `${s.decodeTokensPerSecond.toFixed(1)} tokens/s`;
     drawOverlay(stats);
   } catch (error) {
     showError(answer, error);

@@ -1,6 +1,7 @@
 // The demo's Vision panel in Chromium, the engine in its Web Worker: the built-in VLM loads with
 // its mmproj, a held-out image (made into a PNG in the page) goes to the worker as a data URL,
-// is decoded and resized there, and gets PyTorch's answer and description; then every pruning method answers with
+// is decoded and resized there, and gets PyTorch's answer and description (again with speculative
+// decoding); then every pruning method answers with
 // the budget's count of image tokens, and the overlay maps the patches as the method should
 // (merging: every patch carried by some token; selection: exactly the kept ones). One question
 // per method: SwiftShader is slow.
@@ -83,6 +84,13 @@ test.describe('demo page: Vision panel', () => {
     await expect(page.locator('#vision-stat-ttft')).toContainText(' ms');
     // A description is a longer greedy run (up to 48 tokens): PyTorch's, token for token.
     expect((await ask(page, 'none', DESCRIPTION.question)).answer).toBe(DESCRIPTION.pytorch);
+    // Speculative decoding after the image (layer skipping, drafting every step): the same
+    // description, in fewer steps than tokens.
+    await page.locator('#vision-spec').selectOption('layer-skip');
+    await page.locator('#vision-spec-sizing').selectOption('fixed');
+    expect((await ask(page, 'none', DESCRIPTION.question)).answer).toBe(DESCRIPTION.pytorch);
+    expect(Number(await page.locator('#vision-stat-spec').getAttribute('data-tokens-per-step'))).toBeGreaterThan(1);
+    await page.locator('#vision-spec').selectOption('off');
     // A generated scene: its questions are offered, with the scene's own answers.
     await page.locator('#vision-scene').click();
     await expect(page.locator('#vision-image')).toHaveAttribute('data-seed', /\d+/);

@@ -133,6 +133,39 @@ describe('Engine with a VLM (in-thread)', () => {
     expect(fastv.usage.extra.cachedPromptTokens).toBe(1);
   }, 120_000);
 
+  it('speculative decoding after an image gives the plain greedy answer with every strategy, in a new session and one that reuses the image', async () => {
+    await loaded();
+    // The VLM's language model is its own draft here: the draft reads the text around the image only.
+    await engine.loadDraft(lm);
+    // A question (a short answer) and a description of the same image (about 40 tokens).
+    const first = set.questions.find((q) => q.image === 0)!;
+    const second = set.descriptions.find((d) => d.image === 0)!;
+    const plain: number[][] = [];
+    for (const q of [first, second]) plain.push((await engine.generate({ ...ask(0, q.question), maxTokens: 48, session: await engine.createSession() }).result).tokens);
+    expect(plain[1].length).toBeGreaterThan(20);
+    for (const strategy of ['prompt-lookup', 'token-recycling', 'draft-model', 'layer-skip'] as const) {
+      const session = await engine.createSession();
+      for (const [i, q] of [first, second].entries()) {
+        // Fixed sizing: on a software adapter the sizing would switch speculation off, leaving nothing to check.
+        const result = await engine.generate({ ...ask(0, q.question), maxTokens: 48, session, speculative: { strategy, sizing: 'fixed', maxNodes: 4 } }).result;
+        expect(result.tokens, `${strategy}, question ${i}`).toEqual(plain[i]);
+        const stats = result.stats.speculative!;
+        expect(stats.strategy).toBe(strategy);
+        console.log(`after an image, ${strategy}, question ${i}: ${result.tokens.length} tokens in ${stats.steps} steps, ${stats.accepted} of ${stats.drafted} drafts accepted`);
+        // The first token comes from the prompt's logits; each step emits its accepted drafts and one more.
+        expect(1 + stats.steps + stats.accepted).toBeGreaterThanOrEqual(result.tokens.length);
+        if (q === second) expect(stats.accepted, `${strategy} accepts drafts in a description`).toBeGreaterThan(0);
+        expect(result.stats.images![0].cached).toBe(i === 1);
+      }
+    }
+    // Sampling after an image: a seed reproduces the answer.
+    const sampled = { ...ask(0, first.question), temperature: 0.8, topK: 20, seed: 3, maxTokens: 8, speculative: { strategy: 'layer-skip' as const, sizing: 'fixed' as const } };
+    const again = async () => (await engine.generate({ ...sampled, session: await engine.createSession() }).result).tokens;
+    const [a, b] = [await again(), await again()];
+    expect(a.length).toBeGreaterThan(0);
+    expect(b).toEqual(a);
+  }, 300_000);
+
   it('bad images and bad requests fail with clear kinds, and the engine still answers', async () => {
     await loaded();
     const q = set.questions[0];

@@ -9,7 +9,7 @@ import { DraftModel } from '../src/engine/speculative/draft-model';
 import { LayerSkip, skipCandidates } from '../src/engine/speculative/layer-skip';
 import { generateSpeculative } from '../src/engine/speculative/generate';
 import { PromptLookup } from '../src/engine/speculative/prompt-lookup';
-import { AcceptanceStats, DraftSizer, FIRST_BACKOFF, JUDGE_AFTER, SIZES, chooseDraftSize } from '../src/engine/speculative/sizing';
+import { AcceptanceStats, DraftSizer, FIRST_BACKOFF, JUDGE_AFTER, SIZES, TRIAL_RATIO, chooseDraftSize } from '../src/engine/speculative/sizing';
 import { type Strategy, chain } from '../src/engine/speculative/strategy';
 import { readGGUF } from '../src/formats/gguf-reader';
 import { Decoder } from '../src/models/decoder';
@@ -293,6 +293,32 @@ describe('hardware-aware sizing', () => {
     expect(sizes[15]).toBe(2);
     cheap = false; // the drafter turned out dear: no more probes
     expect(Array.from({ length: 32 }, (_, i) => sizer.next(16 + i)).every((s) => s === 0)).toBe(true);
+  });
+
+  it('offers a close call for a trial: a draft predicted within TRIAL_RATIO of plain decoding, though not faster', () => {
+    const cost = new Map([[1, 1], [2, 1.6], [4, 3.2]]);
+    const expected = (n: number) => 1 + 0.5 * Math.min(n, 1); // 1.5 tokens for 1.6 steps' time: 0.94 of plain
+    expect(chooseDraftSize(cost, expected, 3)).toBe(0);
+    expect(chooseDraftSize(cost, expected, 3, () => 0, TRIAL_RATIO)).toBe(1);
+    expect(chooseDraftSize(new Map([[1, 1], [2, 2]]), expected, 1, () => 0, TRIAL_RATIO)).toBe(0); // 0.75: no trial
+  });
+
+  it('tries a close call the cost model declined, keeps it while the timing says it wins, and backs off when it loses', () => {
+    // Plain steps take 10 ms; the one-node trial first delivers 2 tokens in 15 ms (wins), then 1 (loses).
+    const sizer = new DraftSizer(() => 0, 10, () => false, 4, () => 1);
+    const sizes: number[] = [];
+    for (let step = 0; step < 100; step++) {
+      const size = sizer.next(step);
+      sizes.push(size);
+      sizer.record(step, size, size ? (step < 40 ? 2 : 1) : 1, size ? 15 : 10);
+    }
+    expect(sizes.slice(0, 40).every((s) => s === 1)).toBe(true);
+    // Judged at step 43 (the window of steps 40-43 lost): off for FIRST_BACKOFF, tried again, off for twice as long.
+    const off = 40 + JUDGE_AFTER;
+    expect(sizes.slice(off, off + FIRST_BACKOFF).some((s) => s > 0)).toBe(false);
+    const again = off + FIRST_BACKOFF;
+    expect(sizes.slice(again, again + JUDGE_AFTER).every((s) => s === 1)).toBe(true);
+    expect(sizes.slice(again + JUDGE_AFTER, again + JUDGE_AFTER + 2 * FIRST_BACKOFF).some((s) => s > 0)).toBe(false);
   });
 
   it('estimates each node\'s acceptance over the steps that drafted it: plain steps and smaller trees do not wear it down', () => {

@@ -12,9 +12,9 @@ import { readGGUF, type GGUFFile } from '../formats/gguf-reader';
 import { openGGUFModel } from '../loading/gguf-model';
 import { type DownloadProgress, type ModelSource, type OpenModelOptions, openModelFiles } from '../loading/model-files';
 import { EngineError, toEngineError } from './errors';
-import { AbortError, DEFAULT_TEMPERATURE, type GenerateResult, type GenerationStats, type SamplingParams, generate } from './generate';
+import { AbortError, DEFAULT_TEMPERATURE, type GenerateRequest, type GenerateResult, type GenerationStats, type SamplingParams, generate } from './generate';
 import { DraftModel } from './speculative/draft-model';
-import { type SpeculativeStats, generateSpeculative } from './speculative/generate';
+import { type SpeculativeResult, type SpeculativeStats, generateSpeculative } from './speculative/generate';
 import { PromptLookup } from './speculative/prompt-lookup';
 import type { Strategy } from './speculative/strategy';
 import { TokenRecycling } from './speculative/token-recycling';
@@ -197,6 +197,12 @@ interface SessionEntry {
 }
 
 export const DEFAULT_SESSION = 'default';
+
+/** Speculative decoding does not yet run on a compressed or selective KV cache (its rollback and tree rows). */
+function refuseKvPolicy(session: Session): void {
+  const policy = session.compressed?.policy ?? session.selection?.policy;
+  if (policy) throw new EngineError('unsupported', `speculative decoding on a session with a KV policy (${policy.name}) is not supported yet`);
+}
 
 /** Rolls a conversation back to its first `length` rows, forgetting the images it no longer holds. */
 function truncateEntry(entry: SessionEntry, length: number): void {
@@ -385,16 +391,7 @@ export class EngineCore {
         let speculative: SpeculativeStats | undefined;
         let result: GenerateResult;
         if (request.speculative) {
-          const policy = session.compressed?.policy ?? session.selection?.policy;
-          if (policy) throw new EngineError('unsupported', `speculative decoding on a session with a KV policy (${policy.name}) is not supported yet`);
-          if (session.tokens.includes(IMAGE_TOKEN)) throw new EngineError('unsupported', 'speculative decoding after an image in the session is not supported yet');
-          const strategy = await this.strategy(request.speculative, session, generateRequest.tokens, (request.temperature ?? DEFAULT_TEMPERATURE) === 0);
-          try {
-            const r = await generateSpeculative(decoder, tokenizer, session, generateRequest, strategy, { maxNodes: request.speculative.maxNodes, sizing: request.speculative.sizing ?? 'auto' });
-            ({ speculative, ...result } = r);
-          } finally {
-            if (!(strategy instanceof TokenRecycling)) strategy.destroy?.();
-          }
+          ({ speculative, ...result } = await this.generateSpeculative(session, request.speculative, generateRequest));
         } else {
           result = await generate(this.gpu!, decoder, tokenizer, session, generateRequest);
         }
@@ -431,7 +428,7 @@ export class EngineCore {
     const { decoder, tokenizer, encoder } = this.model();
     const { session } = entry;
     if (!encoder) throw new EngineError('bad-request', 'the request has images, but the model has no vision tower: load it with { mmproj }');
-    if (request.speculative) throw new EngineError('unsupported', 'speculative decoding with images is not supported yet');
+    if (request.speculative) refuseKvPolicy(session);
     if (request.prompt !== undefined || request.tokens !== undefined) throw new EngineError('bad-request', 'give exactly one of prompt, messages or tokens');
     const size = encoder.config.imageSize;
     const rendered = renderMultimodal(tokenizer, request.messages!, tokenizer.vocab.chatTemplate === undefined);
@@ -459,7 +456,10 @@ export class EngineCore {
     const promptTokens = session.tokens.length;
     const prefilled = performance.now();
     // The whole prompt is in: sampling starts from its last row's logits (FastV scored the image by that row).
-    const result = await generate(this.gpu!, decoder, tokenizer, session, { ...request, tokens: [], prefilled: true, signal, onToken });
+    const generateRequest = { ...request, tokens: [], prefilled: true, signal, onToken };
+    const { speculative, ...result } = request.speculative
+      ? await this.generateSpeculative(session, request.speculative, generateRequest)
+      : { ...await generate(this.gpu!, decoder, tokenizer, session, generateRequest), speculative: undefined };
     const prefillMs = result.stats.prefillMs + (prefilled - started);
     const stats: ImageStats[] = [];
     let fresh = 0;
@@ -474,11 +474,27 @@ export class EngineCore {
     return {
       ...result,
       stats: {
-        ...result.stats, promptTokens, prefillMs, timeToFirstTokenMs: result.stats.timeToFirstTokenMs + (prefilled - started),
+        ...result.stats, promptTokens, prefillMs, timeToFirstTokenMs: result.stats.timeToFirstTokenMs + (prefilled - started), speculative,
         prefillTokensPerSecond: prefillMs > 0 ? ((promptTokens - common) / prefillMs) * 1000 : 0,
         ...await sessionStats(session, common), images: stats,
       },
     };
+  }
+
+  /**
+   * Speculative generation with the request's strategy, which lives for this request only (but
+   * Token Recycling's, which lives as long as the model). `request.tokens` are the prompt's tokens
+   * not in the session yet (layer skipping calibrates on them).
+   */
+  private async generateSpeculative(session: Session, options: SpeculativeRequest, request: GenerateRequest): Promise<SpeculativeResult> {
+    const { decoder, tokenizer } = this.model();
+    refuseKvPolicy(session);
+    const strategy = await this.strategy(options, session, request.tokens ?? [], (request.temperature ?? DEFAULT_TEMPERATURE) === 0);
+    try {
+      return await generateSpeculative(decoder, tokenizer, session, request, strategy, { maxNodes: options.maxNodes, sizing: options.sizing ?? 'auto' });
+    } finally {
+      if (!(strategy instanceof TokenRecycling)) strategy.destroy?.();
+    }
   }
 
   /** The strategy for a request; Token Recycling's candidate matrix lives as long as the model (hot start). */

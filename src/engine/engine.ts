@@ -5,7 +5,7 @@ import type { RequestGpuOptions } from '../gpu';
 import type { ModelSource } from '../loading/model-files';
 import { Comlink, nodeEndpoint, type NodePort } from '../workers/transfer';
 import {
-  type CompletionRequest, type CompletionResult, EngineCore, type LoadOptions, type LoadProgress, type ModelInfo, type SessionOptions,
+  type CompletionRequest, type CompletionResult, EngineCore, type LoadOptions, type LoadProgress, type ModelInfo, type SessionOptions, type SpeculativeRequest,
 } from './engine-core';
 import { EngineError, toEngineError } from './errors';
 import type { ChatInputMessage } from './multimodal';
@@ -47,6 +47,8 @@ export interface ChatCompletionRequest {
   session?: string;
   /** tokenwise: vision-token pruning or merging for the request's images; per-image stats come in usage.extra.images. */
   vision?: VisionPruning;
+  /** tokenwise: speculative decoding (as in generate()); its stats come in usage.extra.speculative. */
+  speculative?: SpeculativeRequest;
   signal?: AbortSignal;
 }
 
@@ -300,6 +302,7 @@ class EngineClient implements Engine {
       messages: request.messages,
       session: request.session,
       vision: request.vision,
+      speculative: request.speculative,
       maxTokens: request.max_completion_tokens ?? request.max_tokens,
       temperature: request.temperature ?? 1,
       topP: request.top_p, topK: request.top_k, minP: request.min_p,

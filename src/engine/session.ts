@@ -645,6 +645,16 @@ export class Session {
     return { token: token[0], confidence: readTop1(top)[0].probability };
   }
 
+  /**
+   * The next token from the logits the last prefill left (of its last row), sampled as
+   * generate() samples them (greedy at temperature 0). Appends nothing.
+   */
+  async sampleNext(sampling: TreeSampling): Promise<number> {
+    const vocab = this.model.config.vocabSize;
+    await this.gpu.run((pass) => sample(this.gpu, pass, { logits: this.scratch.logits, tokens: this.sampledToken, rows: 1, vocab, ...sampling }), 'sample next');
+    return (await this.gpu.readU32(this.sampledToken, 1))[0];
+  }
+
   decode(token: number, signal?: AbortSignal): Promise<void> {
     return this.prefill([token], signal);
   }

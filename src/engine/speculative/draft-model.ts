@@ -93,7 +93,10 @@ export class DraftModel implements Strategy {
     this.timing = timing;
   }
 
-  async propose(context: readonly number[], root: number, budget: number, sampling?: TreeSampling): Promise<DraftTree | GpuDraftTree> {
+  async propose(targetContext: readonly number[], root: number, budget: number, sampling?: TreeSampling): Promise<DraftTree | GpuDraftTree> {
+    // The draft model reads text only: image rows (negative ids) in the target's cache are left
+    // out. Its drafts after an image are guesses from the text, never wrong ones: the target verifies.
+    const context = targetContext.some((id) => id < 0) ? targetContext.filter((id) => id >= 0) : targetContext;
     const want = Math.min(budget, this.session.capacity - context.length - 1, this.session.treeRows - 1);
     if (want < 1) return EMPTY_TREE;
     // Roll the draft's cache back to what it shares with the committed text, then catch up.

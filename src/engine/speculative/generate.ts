@@ -5,13 +5,12 @@
 // Sampling (temperature > 0): the path and the extra token come from the lossless acceptance
 // rules, so the output is distributed as plain sampling's. Either way Session.verifyTree walks the
 // tree and commits the path on the GPU, and only the accepted ids leave it.
-import { GpuError } from '../../gpu';
 import type { Decoder } from '../../models/decoder';
 import type { Tokenizer } from '../../tokenizer';
 import { EngineError } from '../errors';
 import { DEFAULT_TEMPERATURE, type GenerateRequest, type GenerateResult, GeneratedText, checkedPrompt, generationStats } from '../generate';
 import type { Session } from '../session';
-import { AcceptanceStats, DraftSizer, chooseDraftSize, costOf, verifyCost } from './sizing';
+import { AcceptanceStats, DraftSizer, TRIAL_RATIO, chooseDraftSize, costOf, verifyCost } from './sizing';
 import { EMPTY_TREE, type Strategy } from './strategy';
 
 export interface SpeculativeStats {
@@ -55,7 +54,6 @@ export async function generateSpeculative(
   }
   const seed = (request.seed ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
   const sampling = temperature > 0 ? { temperature, topK: request.topK, topP: request.topP, minP: request.minP, seed } : undefined;
-  if (request.prefilled) throw new GpuError('unsupported', 'speculative decoding from a prefilled prompt (images) is not supported yet');
   const { prompt, maxTokens } = checkedPrompt(model, tokenizer, session, request);
   // Pieces are marked as accepted drafts or the target's own token (the demo shows which is which).
   let drafting = false;
@@ -65,14 +63,28 @@ export async function generateSpeculative(
   const base = session.length;
 
   const start = performance.now();
-  await session.prefill(prompt.slice(0, -1), request.signal);
-  let root = prompt.at(-1)!;
+  let root: number;
   let finishReason = 'length' as GenerateResult['finishReason'];
   let firstTokenAt = 0;
+  let more = true;
+  if (!request.prefilled) {
+    await session.prefill(prompt.slice(0, -1), request.signal);
+    root = prompt.at(-1)!;
+  } else if (request.signal?.aborted) {
+    [root, more, finishReason] = [0, false, 'abort'];
+  } else {
+    // The session holds the whole prompt (image rows among it) and its last row's logits: the
+    // first token comes from them, as in plain generation, and roots the first step. Its
+    // uniforms must not be the first verify's (same cache length): another seed.
+    root = await session.sampleNext(sampling ? { ...sampling, seed: (seed ^ 0x9e3779b9) >>> 0, step: session.length } : { temperature: 0, seed, step: 0 });
+    firstTokenAt = performance.now();
+    more = output.push(root) && output.tokens.length < maxTokens;
+    if (output.stopped) finishReason = 'stop';
+  }
   const stats: SpeculativeStats = { strategy: strategy.name, draftSize: maxNodes, steps: 0, drafted: 0, accepted: 0, tokensPerStep: 0, acceptanceRate: 0, sizingMs: 0 };
-  const sizing = options.sizing === 'auto' ? await startSizing(model, session, strategy, maxNodes, stats) : undefined;
+  const sizing = more && options.sizing === 'auto' ? await startSizing(model, session, strategy, maxNodes, stats) : undefined;
 
-  for (;;) {
+  while (more) {
     if (request.signal?.aborted) {
       finishReason = 'abort';
       break;
@@ -109,7 +121,6 @@ export async function generateSpeculative(
     stats.accepted += path.length - 1;
     sizing?.record(stats.steps - 1, parents.length - 1, depth, path, performance.now() - stepStart);
     if (!firstTokenAt) firstTokenAt = performance.now();
-    let more = true;
     for (const [i, node] of [...kept.slice(1), bonus].entries()) {
       drafting = i < path.length - 1;
       if (!(more = output.push(node) && output.tokens.length < maxTokens)) break;
@@ -125,7 +136,8 @@ export async function generateSpeculative(
   const out = output.tokens;
   session.truncate(Math.min(session.length, base + prompt.length + Math.max(0, out.length - 1)));
   output.flush();
-  stats.tokensPerStep = stats.steps ? out.length / stats.steps : 0;
+  // A prefilled prompt's first token came from its own logits, not from a step.
+  stats.tokensPerStep = stats.steps ? (out.length - (request.prefilled && out.length ? 1 : 0)) / stats.steps : 0;
   stats.acceptanceRate = stats.drafted ? stats.accepted / stats.drafted : 0;
   return {
     text: output.text, tokens: out, finishReason, speculative: stats,
@@ -149,14 +161,12 @@ async function startSizing(model: Decoder, session: Session, strategy: Strategy,
   // Prior: acceptance halves with each level.
   const depths = new AcceptanceStats(maxNodes, (i) => 0.5 ** (i + 1));
   const draftCost = (n: number) => (strategy.draftMs?.(n) ?? 0) / measured.oneRowMs;
-  const choose = () => {
-    const expected = (n: number) => strategy.expectedTokens?.(n) ?? depths.expected(n);
-    return chooseDraftSize(measured.cost, expected, maxNodes, draftCost);
-  };
+  const expected = (n: number) => strategy.expectedTokens?.(n) ?? depths.expected(n);
+  const choose = (minRatio = 1) => chooseDraftSize(measured.cost, expected, maxNodes, draftCost, minRatio);
   // Probing while the model says no only where a 2-node draft and its verify cost little more than
   // a plain step, drafting included (a draft model's chain is not free even where rows are); on a
   // software adapter it never pays.
-  const sizer = new DraftSizer(choose, measured.oneRowMs, () => costOf(measured.cost, 3) + draftCost(2) < 1.5, maxNodes);
+  const sizer = new DraftSizer(choose, measured.oneRowMs, () => costOf(measured.cost, 3) + draftCost(2) < 1.5, maxNodes, () => choose(TRIAL_RATIO));
   return {
     async next(step: number): Promise<number> {
       if (session.length >= 2 * measuredAt) {

@@ -32,7 +32,11 @@ export class PromptLookup implements Strategy {
       for (let start = tail - 1; start >= 0; start--) {
         let match = true;
         for (let j = 0; j < n && match; j++) match = text[start + j] === text[tail + j];
-        if (match) return chain(text.slice(start + n, Math.min(start + n + want, text.length)));
+        if (!match) continue;
+        // What followed, up to the first image row (a negative id is no token to propose).
+        const next = text.slice(start + n, Math.min(start + n + want, text.length));
+        const draft = next.slice(0, (next.findIndex((id) => id < 0) + next.length + 1) % (next.length + 1));
+        if (draft.length) return chain(draft);
       }
     }
     return EMPTY_TREE;
