@@ -35,7 +35,8 @@ export class PromptLookup implements Strategy {
         if (!match) continue;
         // What followed, up to the first image row (a negative id is no token to propose).
         const next = text.slice(start + n, Math.min(start + n + want, text.length));
-        const draft = next.slice(0, (next.findIndex((id) => id < 0) + next.length + 1) % (next.length + 1));
+        const image = next.findIndex((id) => id < 0);
+        const draft = image < 0 ? next : next.slice(0, image);
         if (draft.length) return chain(draft);
       }
     }

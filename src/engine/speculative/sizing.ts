@@ -141,6 +141,7 @@ export class DraftSizer {
    * @param probe whether to draft a little now and then while the model says no, asked at each
    *   probe (only where a small draft is cheap: then acceptance statistics can show when drafts
    *   would pay; where it is dear, the probes alone make speculation slower than plain decoding)
+   * @param closeCall the size to try when `choose()` says 0 (0: none), asked until a trial starts
    */
   constructor(
     private readonly choose: () => number, private plainMs: number, private readonly probe: () => boolean, private readonly maxNodes: number,
