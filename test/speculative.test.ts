@@ -338,3 +338,15 @@ describe('hardware-aware sizing', () => {
     expect(chooseDraftSize(flat, expected, 4, (n) => n * 2)).toBe(0);
   });
 });
+
+describe('prompt lookup', () => {
+  it('proposes what followed the latest match of the last tokens, and never an image row', () => {
+    const lookup = new PromptLookup({ draftLength: 4 });
+    expect(lookup.propose([1, 5, 6, 7, 8, 9, 2, 5, 6], 7, 4)).toEqual(chain([8, 9, 2, 5]));
+    // Image rows (negative ids) after the match: the draft stops before them.
+    expect(lookup.propose([1, 5, 6, 7, 8, -1, -1, 2, 5, 6], 7, 4)).toEqual(chain([8]));
+    // The latest match is followed straight by an image: the one before it is used.
+    expect(lookup.propose([7, 9, 9, 7, -1, -1], 7, 4)).toEqual(chain([9, 9, 7]));
+    expect(lookup.propose([4, -1, -1], 4, 4).parents).toEqual([]);
+  });
+});
