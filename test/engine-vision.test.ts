@@ -137,7 +137,7 @@ describe('Engine with a VLM (in-thread)', () => {
     await loaded();
     // The VLM's language model is its own draft here: the draft reads the text around the image only.
     await engine.loadDraft(lm);
-    // A question (a short answer) and a description of the same image (about 40 tokens).
+    // A question (a short answer) and a description of the same image (some 30 tokens).
     const first = set.questions.find((q) => q.image === 0)!;
     const second = set.descriptions.find((d) => d.image === 0)!;
     const plain: number[][] = [];
