@@ -50,7 +50,7 @@ export async function measureModel(gpu: Gpu, type: BenchWeightType, source: Byte
     const run = async (tokens: number[], maxTokens: number) => {
       const session = new Session(gpu, decoder, { contextLength: plan.contextLength });
       try {
-        return await generate(gpu, decoder, tokenizer, session, { tokens, maxTokens, temperature: 0 });
+        return await generate(decoder, tokenizer, session, { tokens, maxTokens, temperature: 0 });
       } finally {
         session.destroy();
       }

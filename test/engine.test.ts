@@ -29,7 +29,7 @@ async function reference(request: { prompt: string; maxTokens: number }): Promis
   const decoder = await Decoder.load(gpu, file);
   const session = new Session(gpu, decoder, { contextLength: 256 });
   try {
-    return (await generate(gpu, decoder, Tokenizer.fromGGUFMetadata(file), session, { ...request, temperature: 0 })).tokens;
+    return (await generate(decoder, Tokenizer.fromGGUFMetadata(file), session, { ...request, temperature: 0 })).tokens;
   } finally {
     session.destroy();
     decoder.destroy();

@@ -21,11 +21,11 @@ describe('generate', () => {
   });
   afterAll(() => decoder?.destroy());
 
-  const run = async (request: Parameters<typeof generate>[4]) => {
+  const run = async (request: Parameters<typeof generate>[3]) => {
     const gpu = await testGpu();
     const session = new Session(gpu, decoder, { contextLength: 128, prefillChunk: 16 });
     try {
-      return await generate(gpu, decoder, tokenizer, session, request);
+      return await generate(decoder, tokenizer, session, request);
     } finally {
       session.destroy();
     }

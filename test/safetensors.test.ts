@@ -412,7 +412,7 @@ describe('loading checkpoints', () => {
       const run = async (decoder: Decoder, tok: Tokenizer) => {
         const session = new Session(gpu, decoder, { contextLength: 64, prefillChunk: 16 });
         try {
-          return await generate(gpu, decoder, tok, session, { prompt: 'hello world the cat sat on', maxTokens: 12, temperature: 0 });
+          return await generate(decoder, tok, session, { prompt: 'hello world the cat sat on', maxTokens: 12, temperature: 0 });
         } finally {
           session.destroy();
         }

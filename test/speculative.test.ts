@@ -43,7 +43,7 @@ describe('greedy speculative decoding', () => {
     const gpu = await testGpu();
     const session = new Session(gpu, target, { contextLength: 512, prefillChunk: 32 });
     try {
-      return (await generate(gpu, target, tokenizer, session, { prompt, maxTokens, temperature: 0 })).tokens;
+      return (await generate(target, tokenizer, session, { prompt, maxTokens, temperature: 0 })).tokens;
     } finally {
       session.destroy();
     }
@@ -149,7 +149,7 @@ describe('greedy speculative decoding', () => {
     const session = new Session(gpu, deep, { contextLength: 512, prefillChunk: 32 });
     try {
       const plainSession = new Session(gpu, deep, { contextLength: 512, prefillChunk: 32 });
-      const want = (await generate(gpu, deep, tokenizer, plainSession, { prompt, maxTokens: 40, temperature: 0 })).tokens;
+      const want = (await generate(deep, tokenizer, plainSession, { prompt, maxTokens: 40, temperature: 0 })).tokens;
       plainSession.destroy();
       const strategy = new LayerSkip(session, deep.config.layers, { draftLength: 3 });
       const candidates = skipCandidates(deep.config.layers);

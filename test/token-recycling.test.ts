@@ -71,7 +71,7 @@ describe('Token Recycling generation', () => {
     const prompt = 'hello world the cat sat on the mat';
     const session = () => new Session(gpu, target, { contextLength: 512, prefillChunk: 96 });
     const plainSession = session();
-    const want = (await generate(gpu, target, tokenizer, plainSession, { prompt, maxTokens: 80, temperature: 0 })).tokens;
+    const want = (await generate(target, tokenizer, plainSession, { prompt, maxTokens: 80, temperature: 0 })).tokens;
     plainSession.destroy();
     const strategy = new TokenRecycling(gpu, target.config.vocabSize);
     try {

@@ -308,7 +308,7 @@ export class EngineCore {
         const { embeddings } = await encoder.encode(new Uint8Array(encoder.config.imageSize ** 2 * 3));
         await session.prefillEmbeddings(embeddings.subarray(0, decoder.config.hidden));
       }
-      await generate(gpu, decoder, tokenizer, session, { tokens: [bos, bos], maxTokens: 2, temperature: 0.7, topK: 40, topP: 0.9, seed: 1 });
+      await generate(decoder, tokenizer, session, { tokens: [bos, bos], maxTokens: 2, temperature: 0.7, topK: 40, topP: 0.9, seed: 1 });
     } finally {
       session.destroy();
     }
@@ -393,7 +393,7 @@ export class EngineCore {
         if (request.speculative) {
           ({ speculative, ...result } = await this.generateSpeculative(session, request.speculative, generateRequest));
         } else {
-          result = await generate(this.gpu!, decoder, tokenizer, session, generateRequest);
+          result = await generate(decoder, tokenizer, session, generateRequest);
         }
         return {
           ...result,
@@ -428,7 +428,7 @@ export class EngineCore {
     const { decoder, tokenizer, encoder } = this.model();
     const { session } = entry;
     if (!encoder) throw new EngineError('bad-request', 'the request has images, but the model has no vision tower: load it with { mmproj }');
-    if (request.speculative) refuseKvPolicy(session);
+    if (request.speculative) refuseKvPolicy(session); // before the images are encoded (generateSpeculative checks again)
     if (request.prompt !== undefined || request.tokens !== undefined) throw new EngineError('bad-request', 'give exactly one of prompt, messages or tokens');
     const size = encoder.config.imageSize;
     const rendered = renderMultimodal(tokenizer, request.messages!, tokenizer.vocab.chatTemplate === undefined);
@@ -459,7 +459,7 @@ export class EngineCore {
     const generateRequest = { ...request, tokens: [], prefilled: true, signal, onToken };
     const { speculative, ...result } = request.speculative
       ? await this.generateSpeculative(session, request.speculative, generateRequest)
-      : { ...await generate(this.gpu!, decoder, tokenizer, session, generateRequest), speculative: undefined };
+      : { ...await generate(decoder, tokenizer, session, generateRequest), speculative: undefined };
     const prefillMs = result.stats.prefillMs + (prefilled - started);
     const stats: ImageStats[] = [];
     let fresh = 0;

@@ -1,8 +1,7 @@
 // Text generation on one session: prefill the prompt in chunks, then decode one token per step,
 // sampling on the GPU. Per step only the sampled id (4 bytes) comes back to the CPU: it is needed
 // for streaming, stop tokens and stop strings.
-import { type Gpu, GpuError } from '../gpu';
-import { sample } from '../kernels/sampling';
+import { GpuError } from '../gpu';
 import type { Decoder } from '../models/decoder';
 import type { Tokenizer } from '../tokenizer';
 import type { Session } from './session';
@@ -137,9 +136,8 @@ export function generationStats(promptTokens: number, generatedTokens: number, s
 /** The temperature when a request gives none (llama.cpp's default). */
 export const DEFAULT_TEMPERATURE = 0.8;
 
-export async function generate(gpu: Gpu, model: Decoder, tokenizer: Tokenizer, session: Session, request: GenerateRequest): Promise<GenerateResult> {
+export async function generate(model: Decoder, tokenizer: Tokenizer, session: Session, request: GenerateRequest): Promise<GenerateResult> {
   const { prompt, maxTokens } = checkedPrompt(model, tokenizer, session, request);
-  const vocab = model.config.vocabSize;
   const temperature = request.temperature ?? DEFAULT_TEMPERATURE;
   const seed = (request.seed ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
   const output = new GeneratedText(tokenizer, request);
@@ -154,7 +152,6 @@ export async function generate(gpu: Gpu, model: Decoder, tokenizer: Tokenizer, s
   } catch (error) {
     if (!(error instanceof AbortError)) throw error;
   }
-  const tokenBuffer = session.sampledToken;
   const penaltyWindow = request.repeatLastN ?? 64;
   const penalty = request.repetitionPenalty ?? 1;
 
@@ -169,14 +166,10 @@ export async function generate(gpu: Gpu, model: Decoder, tokenizer: Tokenizer, s
     // one submission per step, and only the id is read back.
     const recent = history.slice(-penaltyWindow);
     const penaltyTokens = penalty !== 1 && recent.length ? session.upload(new Uint32Array(recent)) : null;
-    await gpu.run((pass) => {
-      sample(gpu, pass, {
-        logits: session.scratch.logits, tokens: tokenBuffer, rows: 1, vocab,
-        temperature, topK: request.topK, topP: request.topP, minP: request.minP, seed, step: (session.tokens.length + step) >>> 0,
-        penalty: penaltyTokens ? { tokens: penaltyTokens, count: recent.length, penalty } : undefined,
-      });
-    }, 'sample');
-    const id = (await gpu.readU32(tokenBuffer, 1))[0];
+    const id = await session.sampleNext({
+      temperature, topK: request.topK, topP: request.topP, minP: request.minP, seed, step: (session.tokens.length + step) >>> 0,
+      penalty: penaltyTokens ? { tokens: penaltyTokens, count: recent.length, penalty } : undefined,
+    });
     penaltyTokens?.destroy();
     if (step === 0) firstTokenAt = performance.now();
     if (!output.push(id)) {

@@ -3,7 +3,7 @@
 import { type Binding, type Gpu, GpuError } from '../gpu';
 import { attentionMass, treeMaskFromParents } from '../kernels/attention';
 import { type KvCache, type KvFormat, PAGE, createKvCache, destroyKvCache, identityPageTable, kvMove } from '../kernels/kv-cache';
-import { type SamplingOptions, sample } from '../kernels/sampling';
+import { type RepetitionPenalty, type SamplingOptions, sample } from '../kernels/sampling';
 import { chainIds, gatherRows, gumbelKeys } from '../kernels/draft-tree';
 import { copy } from '../kernels/elementwise';
 import { argmax } from '../kernels/softmax';
@@ -646,10 +646,10 @@ export class Session {
   }
 
   /**
-   * The next token from the logits the last prefill left (of its last row), sampled as
-   * generate() samples them (greedy at temperature 0). Appends nothing.
+   * The next token from the logits the last prefill left (of its last row): sampled (greedy at
+   * temperature 0), after the repetition penalty if given. Appends nothing. generate()'s step.
    */
-  async sampleNext(sampling: TreeSampling): Promise<number> {
+  async sampleNext(sampling: TreeSampling & { penalty?: RepetitionPenalty }): Promise<number> {
     const vocab = this.model.config.vocabSize;
     await this.gpu.run((pass) => sample(this.gpu, pass, { logits: this.scratch.logits, tokens: this.sampledToken, rows: 1, vocab, ...sampling }), 'sample next');
     return (await this.gpu.readU32(this.sampledToken, 1))[0];
